@@ -1,0 +1,255 @@
+"""Aisle Keys settings: configured only through environment variables (django-environ).
+
+Every variable is listed in `.env.example`. Safe defaults: DEBUG is off unless set, and outside
+development (DEBUG off) there is no default SECRET_KEY, FIELD_ENCRYPTION_KEYS or AUDIT_HMAC_KEY:
+start-up stops with ImproperlyConfigured naming the missing variable.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import environ
+from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    # Real environment variables win over the file (read_env only sets what is unset).
+    env.read_env(BASE_DIR / ".env")
+
+DEBUG = env.bool("DEBUG", default=False)
+
+
+def _required(name: str, *, dev_default: str | None = None) -> str:
+    value = env.str(name, default="") or ""
+    if value.strip():
+        return value.strip()
+    if DEBUG and dev_default is not None:
+        return dev_default
+    raise ImproperlyConfigured(
+        f"{name} is not set. Set it in the environment or in .env "
+        "(`make run` writes a development .env with fresh keys)."
+    )
+
+
+def _duration(name: str, default: str) -> timedelta:
+    """"90", "90s", "15m", "24h" or "7d"; plain numbers are seconds."""
+    raw = env.str(name, default=default).strip().lower()
+    match = re.fullmatch(r"(\d+)\s*([smhd]?)", raw)
+    if not match:
+        raise ImproperlyConfigured(f"{name} must be a duration like 3600, 90m, 24h or 7d.")
+    unit = {"": "seconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    return timedelta(**{unit[match.group(2)]: int(match.group(1))})
+
+
+def _accounts_url(name: str, default: str) -> str:
+    url = env.str(name, default=default).strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and parts.hostname:
+        host = parts.hostname
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if loopback:
+            return url
+    raise ImproperlyConfigured(
+        f"{name} must be an https:// URL (http:// is allowed only for 127.0.0.1 or localhost)."
+    )
+
+
+# An insecure key is acceptable only for a developer's own machine, never with DEBUG off.
+SECRET_KEY = _required("SECRET_KEY", dev_default="django-insecure-development-only")
+FIELD_ENCRYPTION_KEYS = _required("FIELD_ENCRYPTION_KEYS")
+AUDIT_HMAC_KEY = _required("AUDIT_HMAC_KEY")
+
+# Fail at start-up, naming the variable, rather than on the first encrypted read.
+from onboarding.crypto import KeyConfigurationError, parse_keys  # noqa: E402
+
+try:
+    parse_keys(FIELD_ENCRYPTION_KEYS)
+except KeyConfigurationError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+if len(AUDIT_HMAC_KEY) < 32:
+    raise ImproperlyConfigured("AUDIT_HMAC_KEY must be at least 32 characters of random text.")
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "axes",
+    "csp",
+    "onboarding",
+    "dashboard",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "dashboard.middleware.SessionLifetimeMiddleware",
+    "dashboard.middleware.ForcePasswordChangeMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "dashboard.middleware.NoStoreMiddleware",
+    # Axes last, as its documentation asks, so it sees the outcome of authentication.
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "dashboard.urls"
+WSGI_APPLICATION = "dashboard.wsgi.application"
+ASGI_APPLICATION = "dashboard.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # IMMEDIATE takes the write lock when a transaction starts, so version numbers and the audit
+    # chain are serialised on SQLite just as select_for_update serialises them on PostgreSQL.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"transaction_mode": "IMMEDIATE", "timeout": 20}
+    )
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+     "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard:overview"
+LOGOUT_REDIRECT_URL = "login"
+
+# Lockout after repeated failures, with a cool-off rather than a permanent lock.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = _duration("AXES_COOLOFF", "15m")
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+
+# Sessions: idle timeout (renewed on every request) and an absolute lifetime (middleware).
+SESSION_IDLE_TIMEOUT = _duration("SESSION_IDLE_TIMEOUT", "30m")
+SESSION_MAX_AGE = _duration("SESSION_MAX_AGE", "12h")
+SESSION_COOKIE_AGE = int(SESSION_IDLE_TIMEOUT.total_seconds())
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
+
+# HTTPS=true turns on everything `check --deploy` asks for; behind a TLS-terminating proxy also
+# set TRUST_X_FORWARDED_PROTO=true.
+HTTPS = env.bool("HTTPS", default=False)
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = 31536000 if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS
+if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# No inline script or style anywhere: every script and stylesheet is a static file.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    },
+}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage",
+    },
+}
+
+# iQmetrix accounts hosts: deployment settings only, never editable in the UI.
+IQMETRIX_ACCOUNTS_URLS = {
+    "sandbox": _accounts_url("IQMETRIX_SANDBOX_ACCOUNTS_URL", "https://accountsrc.iqmetrix.net"),
+    "production": _accounts_url("IQMETRIX_PRODUCTION_ACCOUNTS_URL", "https://accounts.iqmetrix.net"),
+}
+IQMETRIX_CONNECT_TIMEOUT = env.float("IQMETRIX_CONNECT_TIMEOUT", default=5.0)
+IQMETRIX_READ_TIMEOUT = env.float("IQMETRIX_READ_TIMEOUT", default=15.0)
+IQMETRIX_FETCH_ME = env.bool("IQMETRIX_FETCH_ME", default=True)
+
+PROMOTION_MAX_CHECK_AGE = _duration("PROMOTION_MAX_CHECK_AGE", "24h")
+SUDO_MINUTES = env.int("SUDO_MINUTES", default=10)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # Request bodies carry secrets: never log them, and keep Django's request logger terse.
+    "loggers": {"django.request": {"level": "ERROR"}},
+}

@@ -1,0 +1,32 @@
+"""Sign-in and password change. Both forms carry a password, so neither is ever logged."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.forms import PasswordChangeForm
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
+
+from onboarding.services.accounts import password_changed
+
+
+@login_not_required
+@sensitive_post_parameters("password")
+def login_view(request: HttpRequest) -> HttpResponse:
+    return auth_views.LoginView.as_view(redirect_authenticated_user=True)(request)
+
+
+@sensitive_post_parameters("old_password", "new_password1", "new_password2")
+def password_change(request: HttpRequest) -> HttpResponse:
+    form = PasswordChangeForm(request.user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        password_changed(user=user)
+        update_session_auth_hash(request, user)
+        messages.success(request, "Your password was changed.")
+        return redirect("dashboard:overview")
+    return render(request, "registration/password_change.html", {"form": form})

@@ -1,0 +1,225 @@
+"""Admin for integrations and packages. Secrets are write-only; saving stores a new version
+through the same service as the dashboard; versions are read-only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest
+
+from onboarding.crypto import DecryptionError
+from onboarding.models import (
+    AuditEvent,
+    Environment,
+    Integration,
+    OnboardingPackage,
+    PackageVersion,
+    ResponseFormat,
+    Role,
+)
+from onboarding.services.access import can
+from onboarding.services.audit import RequestMeta
+from onboarding.services.packages import (
+    UNREADABLE,
+    PackageData,
+    mask,
+    package_store,
+    package_validate,
+)
+
+KEEP = "Leave blank to keep the current value."
+
+
+def describe(version: PackageVersion | None, name: str, *, secret: bool) -> str:
+    """'set' / 'not set' for secrets, a masked value for identifiers; never the value itself."""
+    if version is None:
+        return "not set"
+    try:
+        value = getattr(version, name)
+    except DecryptionError:
+        return UNREADABLE
+    if secret:
+        return "not set" if value is None else "set"
+    return mask(value)
+
+
+class PackageAdminForm(forms.ModelForm):
+    client_id = forms.CharField(required=False, strip=True)
+    username = forms.CharField(required=False, strip=True, label="User name (e-mail)")
+    client_secret = forms.CharField(required=False, strip=False, widget=forms.PasswordInput)
+    password = forms.CharField(required=False, strip=False, widget=forms.PasswordInput)
+    company_id = forms.IntegerField(required=False, min_value=1)
+    location_id = forms.CharField(required=False, max_length=64)
+    response_format = forms.ChoiceField(choices=ResponseFormat.choices)
+    notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+
+    class Meta:
+        model = OnboardingPackage
+        fields = ["integration", "environment"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        current = self.instance.current_version if self.instance.pk else None
+        for name in PackageVersion.CREDENTIAL_FIELDS:
+            shown = describe(current, name, secret=name in PackageVersion.SECRET_FIELDS)
+            self.fields[name].help_text = f"Currently: {shown}. {KEEP}" if current else ""
+        if current is not None:
+            for name in PackageVersion.CONFIG_FIELDS:
+                self.fields[name].initial = getattr(current, name)
+        if self.instance.pk:
+            # The slot itself never moves to another integration or environment.
+            for name in ("integration", "environment"):
+                self.fields[name].disabled = True
+
+    def package_data(self, current: PackageVersion | None) -> PackageData:
+        cleaned = self.cleaned_data
+
+        def keep(name: str) -> str | None:
+            value = cleaned.get(name) or None
+            if value is None and current is not None and name in ("client_id", "username"):
+                return getattr(current, name)
+            return value
+
+        return PackageData(
+            client_id=keep("client_id") or "",
+            username=keep("username") or "",
+            client_secret=keep("client_secret"),
+            password=keep("password"),
+            company_id=cleaned.get("company_id"),
+            location_id=cleaned.get("location_id") or "",
+            response_format=cleaned["response_format"],
+            notes=cleaned.get("notes") or "",
+        )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        current = self.instance.current_version if self.instance.pk else None
+        try:
+            self.data_for_service = self.package_data(current)
+        except DecryptionError:
+            raise ValidationError(
+                f"The current credentials {UNREADABLE}; enter all four."
+            ) from None
+        for name in PackageVersion.SECRET_FIELDS:
+            if current is not None and not cleaned.get(name):
+                try:
+                    getattr(current, name)
+                except DecryptionError:
+                    self.add_error(name, f"The current value {UNREADABLE}; enter it again.")
+        try:
+            package_validate(data=self.data_for_service)
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                self.add_error(field, errors)
+        return cleaned
+
+
+class VersionInline(admin.TabularInline):
+    model = PackageVersion
+    extra = 0
+    can_delete = False
+    fields = ["number", "source", "client_id_masked", "secret_state", "company_id",
+              "response_format", "created_by", "created_at"]
+    readonly_fields = fields
+    ordering = ["-number"]
+
+    @admin.display(description="Client ID")
+    def client_id_masked(self, obj: PackageVersion) -> str:
+        return describe(obj, "client_id", secret=False)
+
+    @admin.display(description="Secrets")
+    def secret_state(self, obj: PackageVersion) -> str:
+        return ", ".join(
+            f"{name.replace('_', ' ')}: {describe(obj, name, secret=True)}"
+            for name in PackageVersion.SECRET_FIELDS
+        )
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _env_allows(request: HttpRequest, obj: OnboardingPackage | None, role: Role) -> bool:
+    if obj is None:
+        return any(can(user=request.user, action=role, environment=env) for env in Environment)
+    return can(user=request.user, action=role, environment=obj.environment,
+               integration=obj.integration)
+
+
+@admin.register(OnboardingPackage)
+class OnboardingPackageAdmin(admin.ModelAdmin):
+    form = PackageAdminForm
+    list_display = ["integration", "environment", "version_number", "client_id_masked"]
+    list_filter = ["environment"]
+    list_select_related = ["integration", "current_version"]
+    search_fields = ["integration__name", "integration__slug"]
+    inlines = [VersionInline]
+    fieldsets = [
+        (None, {"fields": ["integration", "environment"]}),
+        ("Credentials", {"fields": list(PackageVersion.CREDENTIAL_FIELDS)}),
+        ("Configuration", {"fields": list(PackageVersion.CONFIG_FIELDS)}),
+    ]
+
+    @admin.display(description="Version")
+    def version_number(self, obj: OnboardingPackage) -> str:
+        return f"v{obj.current_version.number}" if obj.current_version else "none"
+
+    @admin.display(description="Client ID")
+    def client_id_masked(self, obj: OnboardingPackage) -> str:
+        return describe(obj.current_version, "client_id", secret=False)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _env_allows(request, obj, Role.VIEW)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _env_allows(request, obj, Role.EDIT)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return _env_allows(request, None, Role.EDIT)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # history is kept; an integration is deleted as a whole by a superuser
+
+    def save_model(self, request: HttpRequest, obj: OnboardingPackage, form: Any,
+                   change: bool) -> None:
+        version = package_store(
+            integration=obj.integration, environment=obj.environment,
+            data=form.data_for_service, actor=request.user,
+            meta=RequestMeta.from_request(request),
+        )
+        obj.pk = version.package_id
+        obj.current_version = version
+        obj._state.adding = False
+
+
+@admin.register(Integration)
+class IntegrationAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "owner", "created_at"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    fields = ["name", "slug", "owner", "notes"]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = ["seq", "at", "actor_name", "action", "integration_name", "environment",
+                    "target"]
+    list_filter = ["action", "environment"]
+    search_fields = ["actor_name", "integration_name", "target"]
+    readonly_fields = [f.name for f in AuditEvent._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

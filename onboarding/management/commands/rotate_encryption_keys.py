@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from onboarding.services.keys import keys_check, keys_rotate
+
+
+class Command(BaseCommand):
+    help = (
+        "Re-encrypt every stored secret under the newest key of FIELD_ENCRYPTION_KEYS; with "
+        "--check, only count the values still on older keys."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--check", action="store_true",
+                            help="count values on older keys; exit 1 if there are any")
+        parser.add_argument("--batch-size", type=int, default=500)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["check"]:
+            report = keys_check()
+            for key_id, count in sorted(report.by_key.items()):
+                mark = " (newest)" if key_id == report.current_key else ""
+                self.stdout.write(f"{key_id}{mark}: {count} values")
+            self.stdout.write(f"{report.on_old_keys} values on older keys.")
+            if report.on_old_keys:
+                raise CommandError("Run rotate_encryption_keys before removing an old key.",
+                                   returncode=1)
+            return
+        report = keys_rotate(batch_size=options["batch_size"])
+        self.stdout.write(f"Re-encrypted {report.rotated} values under key {report.current_key}.")
+        if report.unreadable:
+            for place in report.unreadable:
+                self.stderr.write(f"cannot be decrypted with the configured keys: {place}")
+            raise CommandError(f"{len(report.unreadable)} values could not be decrypted; "
+                               "they were left as they are.", returncode=1)

@@ -1,0 +1,91 @@
+"""The one access decision. Every view, admin action and command asks `can()`; the "who has
+Production access" report enumerates exactly its answers.
+
+Sandbox roles come from Django permissions (directly or through groups). Production roles come
+from superuser status, permissions, or an active AccessGrant. Any role in an environment implies
+seeing it: nobody checks or edits what they cannot view. Promotion is a Production role.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from onboarding.models import AccessGrant, Environment, Integration, Role
+
+PERMISSION_ROLES: dict[Environment, tuple[Role, ...]] = {
+    Environment.SANDBOX: (Role.VIEW, Role.CHECK, Role.EDIT, Role.REVEAL),
+    Environment.PRODUCTION: (Role.VIEW, Role.CHECK, Role.EDIT, Role.REVEAL, Role.PROMOTE),
+}
+
+
+def permission_codename(*, role: Role | str, environment: Environment | str) -> str:
+    return f"{role}_{environment}"
+
+
+def active_grants(*, user: Any, now: Any = None) -> list[AccessGrant]:
+    """The user's live grants, cached on the user object for the rest of the request."""
+    cache = getattr(user, "_aislekeys_grants", None)
+    if cache is None:
+        now = now or timezone.now()
+        cache = list(
+            AccessGrant.objects.filter(user=user, revoked_at__isnull=True, valid_until__gt=now)
+        )
+        user._aislekeys_grants = cache
+    return cache
+
+
+def _roles_from_grants(*, user: Any, integration: Integration | None) -> set[str]:
+    return {
+        grant.role
+        for grant in active_grants(user=user)
+        if grant.integration_id is None
+        or (integration is not None and grant.integration_id == integration.pk)
+    }
+
+
+def roles(*, user: Any, environment: Environment | str, integration: Integration | None = None
+          ) -> set[str]:
+    """Every role the user holds in one environment (for one integration, if given)."""
+    environment = Environment(environment)
+    if user is None or not user.is_authenticated or not user.is_active:
+        return set()
+    allowed = PERMISSION_ROLES[environment]
+    if user.is_superuser:
+        return {str(role) for role in allowed}
+    held = {
+        str(role) for role in allowed
+        if user.has_perm(f"onboarding.{permission_codename(role=role, environment=environment)}")
+    }
+    if environment == Environment.PRODUCTION:
+        held |= _roles_from_grants(user=user, integration=integration)
+    if held:
+        held.add(str(Role.VIEW))
+    return held
+
+
+def can(*, user: Any, action: Role | str, environment: Environment | str,
+        integration: Integration | None = None) -> bool:
+    """May `user` do `action` in `environment` (on `integration`, or anywhere if None)?"""
+    return str(action) in roles(user=user, environment=environment, integration=integration)
+
+
+def visible_integrations(*, user: Any) -> QuerySet[Integration]:
+    """Integrations the user may view in at least one environment."""
+    if any(roles(user=user, environment=env) for env in Environment):
+        return Integration.objects.all()
+    if user is None or not user.is_authenticated or not user.is_active:
+        return Integration.objects.none()
+    scoped = {grant.integration_id for grant in active_grants(user=user)}
+    return Integration.objects.filter(pk__in=scoped)
+
+
+def require(*, user: Any, action: Role | str, environment: Environment | str,
+            integration: Integration | None = None) -> None:
+    """Raise PermissionDenied with a plain sentence unless `can()` allows it."""
+    if not can(user=user, action=action, environment=environment, integration=integration):
+        env_label = Environment(environment).label
+        raise PermissionDenied(f"You may not {action} {env_label} packages of this integration.")

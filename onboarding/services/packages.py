@@ -1,0 +1,221 @@
+"""Integrations and their versioned onboarding packages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Q
+from django.utils.text import slugify
+
+from onboarding.crypto import DecryptionError
+from onboarding.models import (
+    Environment,
+    Integration,
+    OnboardingPackage,
+    PackageVersion,
+    ResponseFormat,
+    Role,
+    VersionSource,
+)
+from onboarding.services.access import require
+from onboarding.services.audit import AuditAction, RequestMeta, audit_record
+
+UNREADABLE = "cannot be decrypted with the configured keys"
+
+
+class PackageError(Exception):
+    """A package operation that cannot go ahead; the message is one plain sentence."""
+
+
+@dataclass(frozen=True)
+class PackageData:
+    """What a lead enters. A secret left as None keeps the current version's value."""
+
+    client_id: str
+    username: str
+    client_secret: str | None = None
+    password: str | None = None
+    company_id: int | None = None
+    location_id: str = ""
+    response_format: str = ResponseFormat.JSON
+    notes: str = ""
+
+    def __repr__(self) -> str:  # never show secrets in tracebacks or logs
+        return f"PackageData(client_id=…, username=…, company_id={self.company_id!r})"
+
+
+def package_validate(*, data: PackageData) -> None:
+    """Raise ValidationError keyed by field, in words a lead understands."""
+    errors: dict[str, str] = {}
+    if not (data.client_id or "").strip():
+        errors["client_id"] = "Enter the client ID from the onboarding package."
+    try:
+        validate_email((data.username or "").strip())
+    except ValidationError:
+        errors["username"] = "The user name must be the API user's e-mail address."
+    for name in PackageVersion.SECRET_FIELDS:
+        value = getattr(data, name)
+        if value is not None and value != value.strip():
+            errors[name] = "Remove the spaces at the start or end: they would be sent to iQmetrix."
+    if data.company_id is not None and data.company_id <= 0:
+        errors["company_id"] = "The company ID is a positive whole number."
+    if data.response_format not in ResponseFormat.values:
+        errors["response_format"] = "Choose JSON or JSON+HAL."
+    if errors:
+        raise ValidationError(errors)
+
+
+def integration_find(*, name_or_slug: str) -> Integration:
+    """The integration named or slugged so; raises Integration.DoesNotExist."""
+    return Integration.objects.get(Q(name=name_or_slug) | Q(slug=name_or_slug))
+
+
+def integration_get_or_create(
+    *, name: str, actor: Any = None, meta: RequestMeta | None = None
+) -> tuple[Integration, bool]:
+    name = name.strip()
+    if not name:
+        raise PackageError("The integration needs a name.")
+    try:
+        return integration_find(name_or_slug=name), False
+    except Integration.DoesNotExist:
+        pass
+    slug = slugify(name)[:120]
+    if not slug:
+        raise PackageError("The integration name needs at least one letter or digit.")
+    try:
+        with transaction.atomic():
+            integration = Integration.objects.create(name=name, slug=slug, owner=actor)
+            audit_record(action=AuditAction.INTEGRATION_CREATE, actor=actor, meta=meta,
+                         integration=integration, target=integration.slug)
+    except IntegrityError:
+        raise PackageError(f"Another integration already uses the short name '{slug}'.") from None
+    return integration, True
+
+
+def package_get_or_create(*, integration: Integration, environment: str) -> OnboardingPackage:
+    package, _ = OnboardingPackage.objects.get_or_create(
+        integration=integration, environment=Environment(environment)
+    )
+    return package
+
+
+def _secret_or_current(current: PackageVersion | None, name: str, value: str | None) -> str | None:
+    if value is not None or current is None:
+        return value
+    try:
+        return getattr(current, name)
+    except DecryptionError:
+        label = PackageVersion._meta.get_field(name).verbose_name
+        raise PackageError(
+            f"The current {label} {UNREADABLE}; enter it again to save a new version."
+        ) from None
+
+
+def version_create(
+    *, package: OnboardingPackage, values: dict[str, Any], actor: Any, source: VersionSource
+) -> PackageVersion:
+    """Append a version to a package locked by the caller (select_for_update in a transaction).
+
+    Numbers come from the locked row's versions, so concurrent writers get consecutive numbers;
+    the unique constraint is the backstop.
+    """
+    last = package.versions.aggregate(last=Max("number"))["last"] or 0
+    version = PackageVersion(package=package, number=last + 1, source=source,
+                             created_by=actor if getattr(actor, "pk", None) else None, **values)
+    version.save(force_insert=True)
+    OnboardingPackage.objects.filter(pk=package.pk).update(current_version=version)
+    package.current_version = version
+    return version
+
+
+def version_values(version: PackageVersion, *, names: tuple[str, ...] | None = None
+                   ) -> dict[str, Any]:
+    """Plain values of a version (decrypting the credentials) for copying into a new version."""
+    names = names or PackageVersion.CREDENTIAL_FIELDS + PackageVersion.CONFIG_FIELDS
+    return {name: getattr(version, name) for name in names}
+
+
+def changed_fields(old: PackageVersion | None, new_values: dict[str, Any]) -> list[str]:
+    if old is None:
+        return sorted(name for name, value in new_values.items() if value not in (None, ""))
+    changed = []
+    for name, value in new_values.items():
+        try:
+            before = getattr(old, name)
+        except DecryptionError:
+            before = object()  # unreadable before: treat as changed
+        if before != value:
+            changed.append(name)
+    return sorted(changed)
+
+
+def package_store(
+    *,
+    integration: Integration,
+    environment: str,
+    data: PackageData,
+    actor: Any = None,
+    meta: RequestMeta | None = None,
+    source: VersionSource = VersionSource.EDIT,
+) -> PackageVersion:
+    """Validate and store a new version of one environment's package, audited in the same
+    transaction. `actor=None` is the trusted operator of a management command."""
+    environment = Environment(environment)
+    if actor is not None:
+        require(user=actor, action=Role.EDIT, environment=environment, integration=integration)
+    package_validate(data=data)
+    with transaction.atomic():
+        package = package_get_or_create(integration=integration, environment=environment)
+        package = OnboardingPackage.objects.select_for_update().get(pk=package.pk)
+        current = package.current_version
+        values = {f.name: getattr(data, f.name) for f in fields(PackageData)}
+        values["client_id"] = values["client_id"].strip()
+        values["username"] = values["username"].strip()
+        for name in PackageVersion.SECRET_FIELDS:
+            values[name] = _secret_or_current(current, name, values[name])
+        changed = changed_fields(current, values)
+        version = version_create(package=package, values=values, actor=actor, source=source)
+        audit_record(
+            action=AuditAction.PACKAGE_CREATE if current is None else AuditAction.PACKAGE_EDIT,
+            actor=actor, meta=meta, integration=integration, environment=environment,
+            target=f"v{version.number}",
+            details={"version": version.number, "changed": changed, "source": str(source)},
+        )
+    return version
+
+
+def package_current(*, integration: Integration, environment: str) -> PackageVersion | None:
+    package = (
+        OnboardingPackage.objects.select_related("current_version")
+        .filter(integration=integration, environment=Environment(environment))
+        .first()
+    )
+    return package.current_version if package else None
+
+
+def mask(value: str | None) -> str:
+    """First and last characters only, e.g. 'ab…yz'; short values are masked entirely."""
+    if value is None:
+        return "not set"
+    if len(value) <= 6:
+        return "•" * len(value) if value else "(empty)"
+    return f"{value[:2]}…{value[-2:]}"
+
+
+def package_onboard(
+    *, integration_name: str, environment: str, data: PackageData, actor: Any = None,
+    meta: RequestMeta | None = None, source: VersionSource = VersionSource.COMMAND,
+) -> tuple[PackageVersion, bool]:
+    """Create the integration if new and store a version, all or nothing."""
+    package_validate(data=data)
+    with transaction.atomic():
+        integration, created = integration_get_or_create(name=integration_name, actor=actor,
+                                                         meta=meta)
+        version = package_store(integration=integration, environment=environment, data=data,
+                                actor=actor, meta=meta, source=source)
+    return version, created

@@ -1,0 +1,1 @@
+// Aisle Keys: small progressive enhancements (no inline script: CSP).

@@ -1,0 +1,76 @@
+"""Shared fixtures: one user per role, packages with known secrets, the local simulator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group, User
+
+from onboarding.models import Environment, Integration, PackageVersion, VersionSource
+from onboarding.services.packages import PackageData, package_onboard
+
+KNOWN_SECRET = "cs-Zq8mXv2LrT5wKp9"
+KNOWN_PASSWORD = "pw-Hn4sRt7YuB2eGc6"
+
+
+def make_user(username: str, *groups: str, **extra: Any) -> User:
+    user = User.objects.create_user(username=username, password="unused-in-tests-1234", **extra)
+    for name in groups:
+        user.groups.add(Group.objects.get(name=name))
+    return user
+
+
+@pytest.fixture
+def lead(db) -> User:
+    return make_user("lead", "Integration leads")
+
+
+@pytest.fixture
+def release_manager(db) -> User:
+    return make_user("release", "Release managers", is_staff=True)
+
+
+@pytest.fixture
+def auditor(db) -> User:
+    return make_user("auditor", "Auditors")
+
+
+@pytest.fixture
+def outsider(db) -> User:
+    return make_user("outsider")
+
+
+@pytest.fixture
+def superuser(db) -> User:
+    return User.objects.create_superuser(username="root", password="unused-in-tests-1234")
+
+
+def package_data(**overrides: Any) -> PackageData:
+    values: dict[str, Any] = {
+        "client_id": "client-abcdef123456",
+        "username": "api.user@example.com",
+        "client_secret": KNOWN_SECRET,
+        "password": KNOWN_PASSWORD,
+        "company_id": 14146,
+        "location_id": "loc-1",
+    }
+    values.update(overrides)
+    return PackageData(**values)
+
+
+def onboard(name: str = "Acme POS", environment: str = Environment.SANDBOX,
+            **overrides: Any) -> PackageVersion:
+    version, _ = package_onboard(integration_name=name, environment=environment,
+                                 data=package_data(**overrides), source=VersionSource.COMMAND)
+    return version
+
+
+@pytest.fixture
+def sandbox_version(db) -> PackageVersion:
+    return onboard()
+
+
+@pytest.fixture
+def integration(sandbox_version) -> Integration:
+    return sandbox_version.package.integration
