@@ -84,6 +84,10 @@ class OnboardingPackage(models.Model):
     # Scheduled checks: which worker round claimed this package last, and since when it fails.
     last_scheduled_at = models.DateTimeField(null=True, blank=True)
     failing_since = models.DateTimeField(null=True, blank=True)
+    # One check at a time per package: a check claims the package until this moment (its
+    # longest possible run), and on finishing keeps it a couple of seconds more, so a second
+    # click gets the check just made instead of starting another (services/checks.py).
+    check_busy_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         constraints = [
