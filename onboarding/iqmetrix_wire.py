@@ -1,0 +1,215 @@
+"""Wire-level helpers of the iQmetrix client (onboarding.iqmetrix): pure functions, no outcomes.
+
+Base-URL rules, the bounded body read, exception-chain walking and the parsing of answer fields
+(expires_in, OAuth2 error codes, Retry-After). Kept apart so the client module reads as the
+mapping from answers to outcomes. Nothing here sees a secret it could leak: bodies are parsed,
+never echoed.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import json
+import math
+import re
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+import requests
+import urllib3.exceptions
+
+MAX_BODY_BYTES = 1_048_576
+# iQmetrix tokens last about 12 hours; a month or more means the answer is not what we think it is.
+MAX_EXPIRES_IN = 30 * 24 * 3600
+# A Retry-After of days is nonsense for a token endpoint; cap it so messages stay sensible.
+MAX_RETRY_AFTER = 24 * 3600
+_CHUNK = 65_536
+OAUTH_ERRORS = (
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+)
+
+
+def checked_base_url(base_url: str) -> str:
+    """The base URL without trailing slash; ValueError unless https://, or http:// on loopback."""
+    # Messages name the scheme and host only: a URL with user info could carry a password.
+    parts = urlsplit(base_url.strip()) if isinstance(base_url, str) else None
+    if parts is None or not parts.hostname:
+        raise ValueError("The iQmetrix accounts URL must be an absolute https:// URL.")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("The iQmetrix accounts URL must not contain a user name or password.")
+    if parts.query or parts.fragment:
+        raise ValueError("The iQmetrix accounts URL must not have a query string or fragment.")
+    try:
+        parts.port  # noqa: B018 -- urlsplit only validates the port when it is read
+    except ValueError:
+        raise ValueError("The iQmetrix accounts URL has an invalid port.") from None
+    scheme = parts.scheme.lower()
+    if scheme == "https" or (scheme == "http" and is_loopback(parts.hostname)):
+        return base_url.strip().rstrip("/")
+    raise ValueError(
+        f"The iQmetrix accounts URL must use https:// ({scheme}://{parts.hostname} given); "
+        "http:// is allowed only for loopback hosts such as 127.0.0.1."
+    )
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class BodyDeadline(Exception):
+    """The server kept sending but did not finish within the overall deadline."""
+
+
+def read_capped(response: requests.Response, *, read_timeout: float) -> bytes | None:
+    """The body, or None when it is over MAX_BODY_BYTES; BodyDeadline when it never ends."""
+    # read1 returns after a single receive (each bounded by the socket's read timeout), so the
+    # overall deadline is checked between receives: a server dribbling a byte at a time is cut
+    # off after at most twice the read timeout. Decoding is bounded per chunk by urllib3.
+    deadline = time.monotonic() + read_timeout
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = response.raw.read1(_CHUNK, decode_content=True)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+        if time.monotonic() > deadline:
+            raise BodyDeadline
+
+
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and everything it wraps: requests and urllib3 nest the root cause deeply."""
+    seen: set[int] = set()
+    stack = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        nested = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        nested += list(current.args)
+        stack.extend(e for e in nested if isinstance(e, BaseException))
+
+
+# What reading a streamed body can raise besides BodyDeadline (urllib3 wraps most socket errors).
+BODY_READ_ERRORS = (
+    urllib3.exceptions.HTTPError,
+    requests.RequestException,
+    OSError,
+    http.client.HTTPException,
+)
+
+
+def is_timeout(exc: BaseException) -> bool:
+    return any(isinstance(e, socket.timeout | urllib3.exceptions.TimeoutError) for e in causes(exc))
+
+
+def network_error_kind(exc: requests.RequestException) -> str:
+    """One of connect_timeout, read_timeout, tls_verify, tls, dns, refused, other."""
+    chain = list(causes(exc))
+    if isinstance(exc, requests.ConnectTimeout):
+        return "connect_timeout"
+    if isinstance(exc, requests.Timeout):
+        return "read_timeout"
+    if isinstance(exc, requests.exceptions.SSLError) or any(
+        isinstance(e, ssl.SSLError | urllib3.exceptions.SSLError) for e in chain
+    ):
+        verify_failed = any(isinstance(e, ssl.SSLCertVerificationError) for e in chain) or any(
+            "CERTIFICATE_VERIFY_FAILED" in str(e) for e in chain
+        )
+        return "tls_verify" if verify_failed else "tls"
+    if any(isinstance(e, socket.gaierror | urllib3.exceptions.NameResolutionError) for e in chain):
+        return "dns"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return "refused"
+    return "other"
+
+
+def json_object(body: bytes) -> dict | None:
+    try:
+        data = json.loads(body.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def parse_expires_in(value: object) -> tuple[int | None, str]:
+    """(seconds, "") when usable, else (None, what is wrong with it, in words)."""
+    # bool is an int in Python, and JSON true must not pass as "1 second".
+    if isinstance(value, bool):
+        return None, "is not a number"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*[0-9]{1,12}\s*", value):
+        value = int(value)
+    if not isinstance(value, int):
+        return None, "is not a whole number of seconds"
+    if value <= 0:
+        return None, "is not positive"
+    if value > MAX_EXPIRES_IN:
+        return None, "is more than 30 days"
+    return value, ""
+
+
+def oauth_error_code(body: bytes | None) -> str | None:
+    """The OAuth2 error code from JSON `{"error": ...}` or plain text; only known codes count."""
+    if not body:
+        return None
+    data = json_object(body)
+    if data is not None and isinstance(data.get("error"), str):
+        code = data["error"].strip().lower()
+        return code if code in OAUTH_ERRORS else None
+    text = body.decode("utf-8", errors="replace").lower()
+    for candidate in OAUTH_ERRORS:
+        # Whole words only, so "invalid_client" does not match inside "xinvalid_clients".
+        if re.search(rf"(?<![a-z_]){candidate}(?![a-z_])", text):
+            return candidate
+    return None
+
+
+def parse_retry_after(value: str | None, *, now: datetime) -> int | None:
+    """Retry-After as delta-seconds or an HTTP-date, in whole seconds from `now`."""
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    if re.fullmatch(r"[0-9]{1,10}", value):
+        return min(int(value), MAX_RETRY_AFTER)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return min(max(0, math.ceil((when - now).total_seconds())), MAX_RETRY_AFTER)
+
+
+def in_words(seconds: float) -> str:
+    """A duration for a sentence: "0.5 seconds", "30 seconds", "12 minutes", "about 12 hours"."""
+    if seconds < 120:
+        number = f"{seconds:g}"
+        return f"{number} second" if number == "1" else f"{number} seconds"
+    if seconds < 2 * 3600:
+        return f"{math.ceil(seconds / 60)} minutes"
+    if seconds < 2 * 86400:
+        return f"about {round(seconds / 3600)} hours"
+    return f"about {round(seconds / 86400)} days"
