@@ -74,3 +74,20 @@ def sandbox_version(db) -> PackageVersion:
 @pytest.fixture
 def integration(sandbox_version) -> Integration:
     return sandbox_version.package.integration
+
+
+@pytest.fixture
+def sandbox_simulator(settings):
+    """A local iQmetrix stand-in as the Sandbox accounts host. It knows the demo account and the
+    credentials of `package_data()`, so `onboard()` packages check ok."""
+    from onboarding.simulator import DEMO_ACCOUNT, Account, Simulator
+
+    known = Account(client_id="client-abcdef123456", client_secret=KNOWN_SECRET,
+                    username="api.user@example.com", password=KNOWN_PASSWORD)
+    sim = Simulator(host="127.0.0.1", port=0, accounts=[DEMO_ACCOUNT, known])
+    sim.start()
+    settings.IQMETRIX_ACCOUNTS_URLS = {**settings.IQMETRIX_ACCOUNTS_URLS, "sandbox": sim.url}
+    try:
+        yield sim
+    finally:
+        sim.stop()

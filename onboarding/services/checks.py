@@ -1,0 +1,327 @@
+"""Connectivity checks: one token exchange against a package version, recorded and audited.
+
+The network call never runs inside a database transaction (no lock is held while iQmetrix
+thinks); the record, the token bookkeeping, `failing_since` and the audit event are then written
+in one short transaction.
+
+One check at a time per package: a check claims its package with a conditional update of
+`OnboardingPackage.check_busy_until` (until its longest possible run ends) and, once recorded,
+keeps the claim `DEDUPE_SECONDS` longer. A second request that finds the package claimed waits for
+that check and returns it instead of starting another, so a double click runs one exchange. The
+claim is per package, not per kind: a refresh clicked while a check runs gets that check.
+
+A package without a version, with a missing credential, or whose credentials cannot be decrypted
+is not checked at all: `CheckError` says why in one sentence and nothing is recorded, because no
+exchange took place and every `Outcome` describes an answer (or silence) of iQmetrix.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from onboarding.crypto import DecryptionError
+from onboarding.iqmetrix import (
+    Outcome,
+    TokenResult,
+    refresh_access_token,
+    request_token,
+    token_fingerprint,
+)
+from onboarding.models import (
+    CheckKind,
+    CheckTrigger,
+    ConnectivityCheck,
+    Environment,
+    OnboardingPackage,
+    PackageVersion,
+    ResponseFormat,
+    Role,
+)
+from onboarding.services.access import can
+from onboarding.services.audit import AuditAction, RequestMeta, audit_record
+
+DEDUPE_SECONDS = 2.0
+_POLL_SECONDS = 0.1
+_TOKENS = ("access_token", "refresh_token")
+_LABELS = {
+    "client_id": "client ID",
+    "client_secret": "client secret",
+    "username": "user name",
+    "password": "password",
+}
+
+
+class CheckError(Exception):
+    """A check that cannot be run; the message is one plain sentence without secrets."""
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def _checks(**filters: Any) -> QuerySet[ConnectivityCheck]:
+    # Tokens stay deferred unless asked for: pages never show them and decrypting costs time.
+    return (ConnectivityCheck.objects.filter(**filters).defer(*_TOKENS)
+            .order_by("-sent_at", "-id"))
+
+
+def check_latest(*, package: OnboardingPackage) -> ConnectivityCheck | None:
+    return _checks(package=package).first()
+
+
+def check_history(*, package: OnboardingPackage) -> QuerySet[ConnectivityCheck]:
+    """Every check of the package, newest first, with the version and who asked."""
+    return _checks(package=package).select_related("version", "requested_by")
+
+
+def check_live_token(*, package: OnboardingPackage) -> ConnectivityCheck | None:
+    """The newest passing check whose access token is still held and not expired."""
+    return (
+        ConnectivityCheck.objects.filter(
+            package=package, outcome=Outcome.OK, expires_at__gt=timezone.now(),
+            access_token__isnull=False,
+        ).order_by("-sent_at", "-id").first()
+    )
+
+
+def check_last_pass(*, version: PackageVersion) -> ConnectivityCheck | None:
+    """The newest passing password-grant check of this version (a refresh proves only the client
+    credentials, so it does not count as the version passing)."""
+    return _checks(version=version, outcome=Outcome.OK, kind=CheckKind.PASSWORD).first()
+
+
+def check_refresh_held(*, package_ids: list[int]) -> set[int]:
+    """Which of these packages hold a refresh token (one query for any number of packages)."""
+    return set(
+        ConnectivityCheck.objects.filter(package_id__in=package_ids, refresh_token__isnull=False)
+        .values_list("package_id", flat=True).distinct()
+    )
+
+
+# --- running ----------------------------------------------------------------------------------
+
+
+def check_run(
+    *,
+    package: OnboardingPackage,
+    actor: Any = None,
+    trigger: CheckTrigger = CheckTrigger.DASHBOARD,
+    meta: RequestMeta | None = None,
+    fetch_me: bool | None = None,
+) -> ConnectivityCheck:
+    """Exchange the current version's credentials for a token, and record the outcome.
+
+    `actor=None` is the trusted operator of a command or the scheduler. Raises PermissionDenied
+    when the actor may not check this environment, CheckError when there is nothing to check.
+    """
+    env = Environment(package.environment)
+    _require_check(actor=actor, package=package)
+    version = (OnboardingPackage.objects.select_related("current_version")
+               .get(pk=package.pk).current_version)
+    if version is None:
+        raise CheckError(f"The {env.label} package has no credentials yet; add them first.")
+    creds = _credentials(version, env=env, names=PackageVersion.CREDENTIAL_FIELDS)
+    base_url = _base_url(env)
+    if fetch_me is None:
+        fetch_me = settings.IQMETRIX_FETCH_ME
+
+    def exchange() -> TokenResult:
+        return request_token(base_url=base_url, environment_label=env.label,
+                             accept=_accept(version), fetch_me=fetch_me,
+                             **_timeouts(), **creds)
+
+    return _claimed_run(
+        package=package, version=version, kind=CheckKind.PASSWORD, trigger=trigger,
+        actor=actor, meta=meta, exchange=exchange,
+    )
+
+
+def check_refresh(
+    *, package: OnboardingPackage, actor: Any = None, meta: RequestMeta | None = None,
+    trigger: CheckTrigger = CheckTrigger.DASHBOARD,
+) -> ConnectivityCheck:
+    """Trade the held refresh token for a new token, with the client credentials of the version
+    that obtained it (iQmetrix requires the same client)."""
+    env = Environment(package.environment)
+    _require_check(actor=actor, package=package)
+    held = (ConnectivityCheck.objects.filter(package=package, refresh_token__isnull=False)
+            .select_related("version").order_by("-sent_at", "-id").first())
+    if held is None:
+        raise CheckError(f"No refresh token is held for {env.label}; run a check first.")
+    try:
+        refresh_token = held.refresh_token
+    except DecryptionError:
+        raise CheckError(f"The held {env.label} refresh token cannot be decrypted with the "
+                         "configured keys; run a check to get a new one.") from None
+    version = held.version
+    creds = _credentials(version, env=env, names=("client_id", "client_secret"))
+    base_url = _base_url(env)
+
+    def exchange() -> TokenResult:
+        return refresh_access_token(base_url=base_url, environment_label=env.label,
+                                    accept=_accept(version), refresh_token=refresh_token,
+                                    **_timeouts(), **creds)
+
+    return _claimed_run(
+        package=package, version=version, kind=CheckKind.REFRESH, trigger=trigger,
+        actor=actor, meta=meta, exchange=exchange,
+    )
+
+
+def _require_check(*, actor: Any, package: OnboardingPackage) -> None:
+    if actor is not None and not can(user=actor, action=Role.CHECK,
+                                     environment=package.environment,
+                                     integration=package.integration):
+        label = Environment(package.environment).label
+        raise PermissionDenied(f"You may not run {label} checks for this integration.")
+
+
+def _credentials(version: PackageVersion, *, env: Environment, names: tuple[str, ...]
+                 ) -> dict[str, str]:
+    try:
+        values = {name: getattr(version, name) for name in names}
+    except DecryptionError:
+        raise CheckError(f"The {env.label} credentials cannot be decrypted with the configured "
+                         "keys; enter them again to check.") from None
+    missing = [_LABELS[name] for name, value in values.items() if not value]
+    if missing:
+        raise CheckError(f"The {env.label} package has no {' or '.join(missing)}; add "
+                         f"{'it' if len(missing) == 1 else 'them'} before checking.")
+    return values
+
+
+def _base_url(env: Environment) -> str:
+    url = settings.IQMETRIX_ACCOUNTS_URLS.get(env.value)
+    if not url:
+        raise CheckError(f"No iQmetrix accounts URL is configured for {env.label}.")
+    return url
+
+
+def _timeouts() -> dict[str, float]:
+    return {"connect_timeout": settings.IQMETRIX_CONNECT_TIMEOUT,
+            "read_timeout": settings.IQMETRIX_READ_TIMEOUT}
+
+
+def _accept(version: PackageVersion) -> str:
+    try:
+        return ResponseFormat(version.response_format).accept_header
+    except ValueError:
+        return ResponseFormat.JSON.accept_header
+
+
+def _claim_span() -> timedelta:
+    # The longest a check can take: token request and /v1/me, each bounded by connect + read.
+    return timedelta(seconds=2 * (settings.IQMETRIX_CONNECT_TIMEOUT
+                                  + settings.IQMETRIX_READ_TIMEOUT) + 5)
+
+
+def _claim(package: OnboardingPackage) -> bool:
+    now = timezone.now()
+    return OnboardingPackage.objects.filter(pk=package.pk).filter(
+        Q(check_busy_until__isnull=True) | Q(check_busy_until__lte=now)
+    ).update(check_busy_until=now + _claim_span()) == 1
+
+
+def _claimed_check(package: OnboardingPackage) -> ConnectivityCheck | None:
+    """Wait for the check that holds the package and return it; None if the claim ends without
+    one (its run failed or expired), so the caller may claim the package itself."""
+    span = _claim_span()
+    deadline = time.monotonic() + span.total_seconds()
+    while time.monotonic() < deadline:
+        busy = (OnboardingPackage.objects.filter(pk=package.pk)
+                .values_list("check_busy_until", flat=True).first())
+        if busy is None or busy <= timezone.now():
+            return None
+        # A running claim ends `span` after it began, and its check was sent after that; a
+        # finished one's check is newer still. Older checks end DEDUPE_SECONDS before a claim.
+        latest = _checks(package=package, sent_at__gte=busy - span - timedelta(seconds=1)).first()
+        if latest is not None:
+            return latest
+        time.sleep(_POLL_SECONDS)
+    return None
+
+
+def _claimed_run(*, package: OnboardingPackage, exchange: Any, **record: Any
+                 ) -> ConnectivityCheck:
+    for _attempt in range(3):
+        if _claim(package):
+            break
+        other = _claimed_check(package)
+        if other is not None:
+            return other
+    else:
+        label = Environment(package.environment).label
+        raise CheckError(f"Another {label} check of this integration is still running; "
+                         "try again in a minute.")
+    try:
+        result = exchange()  # network I/O: outside any transaction, no lock held
+    except ValueError as exc:  # a bad accounts URL setting; the message names no secret
+        _release(package)
+        raise CheckError(str(exc)) from None
+    except BaseException:
+        _release(package)
+        raise
+    try:
+        return _record(package=package, result=result, **record)
+    except BaseException:
+        _release(package)
+        raise
+
+
+def _release(package: OnboardingPackage) -> None:
+    OnboardingPackage.objects.filter(pk=package.pk).update(check_busy_until=None)
+
+
+def _record(
+    *, package: OnboardingPackage, version: PackageVersion, kind: CheckKind,
+    trigger: CheckTrigger, actor: Any, meta: RequestMeta | None, result: TokenResult,
+) -> ConnectivityCheck:
+    ok = result.outcome == Outcome.OK
+    message = result.message
+    if ok and result.me_error:
+        message = f"{message} {result.me_error}"
+    check = ConnectivityCheck(
+        package=package, version=version, kind=kind, trigger=trigger,
+        requested_by=actor if getattr(actor, "pk", None) else None,
+        sent_at=result.sent_at, duration_ms=max(0, result.duration_ms), outcome=result.outcome,
+        http_status=result.http_status, message=message, expires_at=result.expires_at,
+        retry_after=result.retry_after,
+        token_fingerprint=token_fingerprint(result.access_token)
+        if ok and result.access_token else "",
+        me=result.me if ok else None,
+        access_token=result.access_token if ok else None,
+        refresh_token=result.refresh_token if ok else None,
+    )
+    package_row = OnboardingPackage.objects.filter(pk=package.pk)
+    with transaction.atomic():
+        check.save(force_insert=True)
+        others = ConnectivityCheck.objects.filter(package=package).exclude(pk=check.pk)
+        if ok:
+            # Only the newest success keeps tokens: after a refresh the old ones are revoked
+            # anyway, and fewer stored tokens means fewer to leak.
+            others.filter(Q(access_token__isnull=False) | Q(refresh_token__isnull=False)).update(
+                access_token=None, refresh_token=None)
+            package_row.update(failing_since=None)
+        else:
+            if kind == CheckKind.REFRESH and result.outcome == Outcome.INVALID_CREDENTIALS:
+                # iQmetrix refused the refresh token: it is dead, stop offering "Refresh".
+                others.filter(refresh_token__isnull=False).update(refresh_token=None)
+            package_row.filter(failing_since__isnull=True).update(failing_since=result.sent_at)
+        package_row.update(
+            check_busy_until=timezone.now() + timedelta(seconds=DEDUPE_SECONDS))
+        audit_record(
+            action=AuditAction.REFRESH if kind == CheckKind.REFRESH else AuditAction.CHECK,
+            actor=actor, meta=meta, integration=package.integration,
+            environment=package.environment, target=f"v{version.number}",
+            details={"outcome": str(result.outcome), "http_status": result.http_status,
+                     "version": version.number, "check": str(check.uuid), "kind": str(kind),
+                     "trigger": str(trigger)},
+        )
+    return check
