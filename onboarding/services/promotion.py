@@ -1,0 +1,367 @@
+"""Promotion of a verified Sandbox configuration to Production, and Production rollback.
+
+Both write a new Production version (history is never rewritten), a `Promotion` record and an
+audit event in one transaction per integration. Guards are evaluated by the preview for the
+confirmation page and again, under the package locks, when applying: a refused integration
+changes nothing. Secrets are compared, never shown: diffs carry field names and a status only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import TextChoices
+from django.utils import timezone
+
+from onboarding.crypto import DecryptionError
+from onboarding.iqmetrix import Outcome
+from onboarding.models import (
+    CheckKind,
+    ConnectivityCheck,
+    Environment,
+    Integration,
+    OnboardingPackage,
+    PackageVersion,
+    Promotion,
+    PromotionKind,
+    Role,
+    VersionSource,
+)
+from onboarding.services.access import can
+from onboarding.services.audit import AuditAction, RequestMeta, audit_record
+from onboarding.services.packages import UNREADABLE, version_create
+
+DIFF_FIELDS = PackageVersion.CREDENTIAL_FIELDS + PackageVersion.CONFIG_FIELDS
+_ABSENT = object()  # an unreadable value: never equal to anything, so always "changed"
+
+
+class DiffStatus(TextChoices):
+    CHANGED = "changed", "changed"
+    UNCHANGED = "unchanged", "unchanged"
+    NEW = "new", "new"
+
+
+class PromotionRefused(Exception):
+    """The promotion or rollback did not go ahead; `reasons` are plain sentences."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        self.reasons = list(reasons)
+        super().__init__(" ".join(self.reasons))
+
+
+@dataclass(frozen=True)
+class GuardVerdict:
+    ok: bool
+    sentence: str
+
+
+@dataclass(frozen=True)
+class PromotionPreview:
+    """What the confirmation page shows for one integration."""
+
+    integration: Integration
+    verdicts: list[GuardVerdict]
+    sandbox_version: PackageVersion | None
+    production_version: PackageVersion | None
+    production_has_credentials: bool
+    diff_keep: list[dict[str, str]] = field(default_factory=list)
+    diff_copy: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def reasons(self) -> list[str]:
+        """The sentences of the guards that refuse (empty when promotion may go ahead)."""
+        return [v.sentence for v in self.verdicts if not v.ok]
+
+    @property
+    def allowed(self) -> bool:
+        return not self.reasons
+
+    @property
+    def sandbox_version_number(self) -> int | None:
+        return self.sandbox_version.number if self.sandbox_version else None
+
+    @property
+    def sandbox_version_uuid(self) -> UUID | None:
+        return self.sandbox_version.uuid if self.sandbox_version else None
+
+    @property
+    def default_credentials(self) -> str:
+        """Sandbox and Production are separate iQmetrix accounts: keep Production's own."""
+        return "keep" if self.production_has_credentials else "copy"
+
+    @property
+    def diff_rows(self) -> list[dict[str, str]]:
+        """One row per field with its status under either credentials choice."""
+        return [
+            {"field": keep["field"], "keep": keep["status"], "copy": copy["status"]}
+            for keep, copy in zip(self.diff_keep, self.diff_copy, strict=True)
+        ]
+
+
+# ---- reading values -------------------------------------------------------------------------
+
+def _read(version: PackageVersion | None, name: str) -> Any:
+    if version is None:
+        return None
+    try:
+        return getattr(version, name)
+    except DecryptionError:
+        return _ABSENT
+
+
+def _blank(value: Any) -> bool:
+    return value is None or value == ""
+
+
+def field_diff(*, before: PackageVersion | None, after: dict[str, Any]) -> list[dict[str, str]]:
+    """[{field, status}] of `after` against `before`; secrets are never "new", only changed."""
+    rows = []
+    for name in DIFF_FIELDS:
+        old, new = _read(before, name), after.get(name)
+        readable = old is not _ABSENT and new is not _ABSENT
+        if readable and (old == new or (_blank(old) and _blank(new))):
+            status = DiffStatus.UNCHANGED
+        elif _blank(old) and not _blank(new) and name not in PackageVersion.SECRET_FIELDS:
+            status = DiffStatus.NEW
+        else:
+            status = DiffStatus.CHANGED
+        rows.append({"field": name, "status": str(status)})
+    return rows
+
+
+def _has_credentials(version: PackageVersion | None) -> bool:
+    return version is not None and version.has_credentials
+
+
+def _proposed(*, sandbox: PackageVersion, production: PackageVersion | None,
+              copy_credentials: bool) -> dict[str, Any]:
+    """Configuration from Sandbox; credentials from Sandbox if asked, else Production's own."""
+    values = {name: _read(sandbox, name) for name in PackageVersion.CONFIG_FIELDS}
+    source = sandbox if copy_credentials else production
+    values.update({name: _read(source, name) for name in PackageVersion.CREDENTIAL_FIELDS})
+    return values
+
+
+def _unreadable(values: dict[str, Any], *, where: str) -> list[str]:
+    return [
+        f"{where}'s {name.replace('_', ' ')} {UNREADABLE}; enter it again first."
+        for name, value in values.items() if value is _ABSENT
+    ]
+
+
+# ---- guards ---------------------------------------------------------------------------------
+
+def _age_words(age: timedelta) -> str:
+    hours = age.total_seconds() / 3600
+    return f"{hours / 24:.0f} days" if hours >= 48 else f"{hours:.0f} hours"
+
+
+def _check_verdict(sandbox: PackageVersion, *, now: Any) -> GuardVerdict:
+    """The newest token exchange of the current Sandbox version passed recently enough."""
+    label = f"Sandbox v{sandbox.number}"
+    last = (ConnectivityCheck.objects.filter(version=sandbox, kind=CheckKind.PASSWORD)
+            .defer("access_token", "refresh_token").order_by("-sent_at", "-id").first())
+    if last is None:
+        return GuardVerdict(False, f"{label} has never passed a connectivity check: "
+                                   "run a check first.")
+    if not last.ok:
+        outcome = Outcome(last.outcome).label if last.outcome in Outcome.values else last.outcome
+        return GuardVerdict(False, f"The last check of {label} did not pass ({outcome}): "
+                                   "fix it and check again.")
+    max_age = settings.PROMOTION_MAX_CHECK_AGE
+    age = now - last.sent_at
+    if age > max_age:
+        return GuardVerdict(False, f"The last passing check of {label} is {_age_words(age)} "
+                                   f"old; promotion needs one from the last "
+                                   f"{_age_words(max_age)}: check again.")
+    return GuardVerdict(True, f"{label} passed a connectivity check at "
+                              f"{timezone.localtime(last.sent_at):%Y-%m-%d %H:%M}.")
+
+
+def _permission_verdict(*, actor: Any, integration: Integration) -> GuardVerdict:
+    if actor is None or not can(user=actor, action=Role.PROMOTE,
+                                environment=Environment.PRODUCTION, integration=integration):
+        return GuardVerdict(False, "You may not promote this integration to Production.")
+    return GuardVerdict(True, "You may promote this integration to Production.")
+
+
+def _guards(*, integration: Integration, actor: Any, sandbox: PackageVersion | None
+            ) -> list[GuardVerdict]:
+    verdicts = [_permission_verdict(actor=actor, integration=integration)]
+    if sandbox is None:
+        verdicts.append(GuardVerdict(False, "Sandbox has no package yet: onboard Sandbox and "
+                                            "check it first."))
+    else:
+        verdicts.append(_check_verdict(sandbox, now=timezone.now()))
+    return verdicts
+
+
+def _current(integration: Integration, environment: Environment, *, lock: bool = False
+             ) -> tuple[OnboardingPackage | None, PackageVersion | None]:
+    queryset = OnboardingPackage.objects.filter(integration=integration, environment=environment)
+    if lock:
+        # of=self: PostgreSQL refuses FOR UPDATE on the nullable side of the version join.
+        queryset = queryset.select_for_update(of=("self",))
+    package = queryset.select_related("current_version").first()
+    return package, (package.current_version if package else None)
+
+
+# ---- preview --------------------------------------------------------------------------------
+
+def promotion_preview(*, integration: Integration, actor: Any) -> PromotionPreview:
+    """Guard verdicts and the diff under both credentials choices; reads only."""
+    _, sandbox = _current(integration, Environment.SANDBOX)
+    _, production = _current(integration, Environment.PRODUCTION)
+    verdicts = _guards(integration=integration, actor=actor, sandbox=sandbox)
+    preview = PromotionPreview(
+        integration=integration, verdicts=verdicts, sandbox_version=sandbox,
+        production_version=production, production_has_credentials=_has_credentials(production),
+    )
+    if sandbox is not None:
+        for copy, target in ((False, preview.diff_keep), (True, preview.diff_copy)):
+            proposed = _proposed(sandbox=sandbox, production=production, copy_credentials=copy)
+            target.extend(field_diff(before=production, after=proposed))
+    return preview
+
+
+# ---- apply ----------------------------------------------------------------------------------
+
+def _production_package_locked(integration: Integration) -> OnboardingPackage:
+    """The Production slot, created if missing, locked for this transaction."""
+    try:
+        with transaction.atomic():  # a savepoint: a lost creation race must not poison us
+            package, _ = OnboardingPackage.objects.get_or_create(
+                integration=integration, environment=Environment.PRODUCTION)
+    except IntegrityError:
+        # Another transaction created it between our read and insert: use theirs.
+        package = OnboardingPackage.objects.get(
+            integration=integration, environment=Environment.PRODUCTION)
+    return OnboardingPackage.objects.select_for_update(of=("self",)).select_related(
+        "current_version").get(pk=package.pk)
+
+
+def _reason_or_refuse(reason: str | None, reasons: list[str], *, what: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        reasons.append(f"Give a reason for the {what}.")
+    return reason
+
+
+def promotion_apply(
+    *,
+    integration: Integration,
+    actor: Any,
+    reason: str,
+    copy_credentials: bool,
+    reviewed_sandbox_version: UUID | str | None,
+    meta: RequestMeta | None = None,
+) -> Promotion:
+    """Copy the current Sandbox configuration (and credentials if asked) into a new Production
+    version. Raises PromotionRefused, with every reason, before writing anything."""
+    with transaction.atomic():
+        # Lock Sandbox first (package_store locks it too), so it cannot change between the
+        # guards and the copy; every path that locks both takes Sandbox before Production.
+        _, sandbox = _current(integration, Environment.SANDBOX, lock=True)
+        reasons = [v.sentence for v in _guards(integration=integration, actor=actor,
+                                                sandbox=sandbox) if not v.ok]
+        if (sandbox is not None and reviewed_sandbox_version
+                and str(sandbox.uuid) != str(reviewed_sandbox_version)):
+            reasons.append(f"Sandbox changed since you reviewed it (it is now v{sandbox.number}):"
+                           " review the promotion again.")
+        reason = _reason_or_refuse(reason, reasons, what="promotion")
+        if reasons or sandbox is None:
+            raise PromotionRefused(reasons)
+        # A refusal raised from here on rolls the Production slot's creation back with it.
+        package = _production_package_locked(integration)
+        previous = package.current_version  # read under the lock: the version we replace
+        values = _proposed(sandbox=sandbox, production=previous, copy_credentials=copy_credentials)
+        refusals = _unreadable(values, where="Sandbox" if copy_credentials else "Production")
+        if refusals:
+            raise PromotionRefused(refusals)
+        diff = field_diff(before=previous, after=values)
+        new = version_create(package=package, values=values, actor=actor,
+                             source=VersionSource.PROMOTION)
+        promotion = Promotion.objects.create(
+            integration=integration, kind=PromotionKind.PROMOTION, source_version=sandbox,
+            previous_version=previous, new_version=new, copied_credentials=copy_credentials,
+            diff=diff, reason=reason, performed_by=actor,
+        )
+        audit_record(
+            action=AuditAction.PROMOTION, actor=actor, meta=meta, integration=integration,
+            environment=Environment.PRODUCTION, target=f"v{new.number}",
+            details={
+                "sandbox_version": sandbox.number,
+                "previous_version": previous.number if previous else None,
+                "new_version": new.number,
+                "changed": [row["field"] for row in diff if row["status"] != "unchanged"],
+                "copied_credentials": copy_credentials,
+                "promotion": str(promotion.uuid),
+            },
+        )
+    return promotion
+
+
+def rollback_apply(
+    *,
+    integration: Integration,
+    actor: Any,
+    to_version_number: int,
+    reason: str,
+    meta: RequestMeta | None = None,
+) -> Promotion:
+    """Write a new Production version equal to an earlier one. Raises PromotionRefused."""
+    with transaction.atomic():
+        reasons = []
+        permission = _permission_verdict(actor=actor, integration=integration)
+        if not permission.ok:
+            reasons.append("You may not roll back Production of this integration.")
+        reason = _reason_or_refuse(reason, reasons, what="rollback")
+        package, current = _current(integration, Environment.PRODUCTION, lock=True)
+        target = None
+        if current is None:
+            reasons.append("Production has no versions to roll back to.")
+        elif to_version_number >= current.number:
+            reasons.append(f"Choose a version earlier than the current v{current.number}.")
+        else:
+            target = package.versions.filter(number=to_version_number).first()
+            if target is None:
+                reasons.append(f"Production has no version {to_version_number}.")
+        if reasons or target is None or package is None:
+            raise PromotionRefused(reasons)
+        values = {name: _read(target, name) for name in DIFF_FIELDS}
+        if any(value is _ABSENT for value in values.values()):
+            raise PromotionRefused(_unreadable(values, where=f"Production v{target.number}"))
+        diff = field_diff(before=current, after=values)
+        new = version_create(package=package, values=values, actor=actor,
+                             source=VersionSource.ROLLBACK)
+        promotion = Promotion.objects.create(
+            integration=integration, kind=PromotionKind.ROLLBACK, source_version=target,
+            previous_version=current, new_version=new, copied_credentials=False,
+            diff=diff, reason=reason, performed_by=actor,
+        )
+        audit_record(
+            action=AuditAction.ROLLBACK, actor=actor, meta=meta, integration=integration,
+            environment=Environment.PRODUCTION, target=f"v{new.number}",
+            details={
+                "to_version": target.number,
+                "previous_version": current.number,
+                "new_version": new.number,
+                "changed": [row["field"] for row in diff if row["status"] != "unchanged"],
+                "promotion": str(promotion.uuid),
+            },
+        )
+    return promotion
+
+
+def promotion_history(*, integration: Integration) -> list[Promotion]:
+    """Promotions and rollbacks, newest first, with who did them and between which versions."""
+    return list(
+        Promotion.objects.filter(integration=integration)
+        .select_related("performed_by", "source_version__package", "previous_version",
+                        "new_version")
+    )
