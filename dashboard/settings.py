@@ -20,8 +20,10 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-if (BASE_DIR / ".env").is_file():
-    # Real environment variables win over the file (read_env only sets what is unset).
+# Real environment variables win over the file (read_env only sets what is unset).
+# DJANGO_READ_DOT_ENV=false ignores the file: the start-up tests need a clean environment even
+# on a developer's machine with a .env, and a container may want its environment only.
+if env.bool("DJANGO_READ_DOT_ENV", default=True) and (BASE_DIR / ".env").is_file():
     env.read_env(BASE_DIR / ".env")
 
 DEBUG = env.bool("DEBUG", default=False)
@@ -71,6 +73,10 @@ def _accounts_url(name: str, default: str) -> str:
 SECRET_KEY = _required("SECRET_KEY", dev_default="django-insecure-development-only")
 FIELD_ENCRYPTION_KEYS = _required("FIELD_ENCRYPTION_KEYS")
 AUDIT_HMAC_KEY = _required("AUDIT_HMAC_KEY")
+if not DEBUG and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5
+                  or SECRET_KEY.startswith("django-insecure-")):
+    # The same bar as `check --deploy` (security.W009), enforced at start-up.
+    raise ImproperlyConfigured("SECRET_KEY must be at least 50 random characters.")
 
 # Fail at start-up, naming the variable, rather than on the first encrypted read.
 from onboarding.crypto import KeyConfigurationError, parse_keys  # noqa: E402

@@ -7,6 +7,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from onboarding.services.keys import keys_check, keys_rotate
 
 
+def _positive_int(value: str) -> int:
+    # 0 would page through nothing and report success with every value still on an old key.
+    number = int(value)
+    if number < 1:
+        raise ValueError(value)
+    return number
+
+
 class Command(BaseCommand):
     help = (
         "Re-encrypt every stored secret under the newest key of FIELD_ENCRYPTION_KEYS; with "
@@ -16,7 +24,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--check", action="store_true",
                             help="count values on older keys; exit 1 if there are any")
-        parser.add_argument("--batch-size", type=int, default=500)
+        parser.add_argument("--batch-size", type=_positive_int, default=500,
+                            help="rows per transaction (default 500)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["check"]:

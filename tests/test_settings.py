@@ -1,0 +1,137 @@
+"""Start-up configuration: refuse to start without keys, name the variable, no traceback.
+
+Each case runs `manage.py` in a child process with a clean environment (see
+tests/manage_subprocess.py: no inherited keys, DJANGO_READ_DOT_ENV=false so a developer's .env
+cannot leak in), because settings are read once per process.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import override_settings
+
+from onboarding.checks import check_keys
+from tests.manage_subprocess import clean_env, key_entry, manage, production_keys
+
+PRINT_SETTINGS = (
+    "import json; from django.conf import settings as s; "
+    "print(json.dumps({'DEBUG': s.DEBUG, 'ENGINE': s.DATABASES['default']['ENGINE'], "
+    "'NAME': s.DATABASES['default']['NAME'], 'HOST': s.DATABASES['default']['HOST']}))"
+)
+
+
+def _settings_of(**env: str) -> dict:
+    result = manage("shell", "-c", PRINT_SETTINGS, env=clean_env(**env))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _assert_refuses_naming(result, variable: str) -> None:
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert variable in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "AUDIT_HMAC_KEY"])
+def test_a_missing_key_stops_start_up_naming_the_variable(missing):
+    keys = production_keys()
+    del keys[missing]
+    result = manage("check", env=clean_env(**keys))
+    _assert_refuses_naming(result, missing)
+    assert "is not set" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "k1:c2hvcnQ=",  # valid base64, but 5 bytes
+        "k1:not base64 at all!!",
+        "no-key-id-separator",
+        "bad id:" + key_entry().partition(":")[2],
+        key_entry("same") + "," + key_entry("same"),
+    ],
+    ids=["short", "not-base64", "no-key-id", "bad-key-id", "duplicate-id"],
+)
+def test_a_malformed_encryption_key_names_field_encryption_keys(value):
+    keys = {**production_keys(), "FIELD_ENCRYPTION_KEYS": value}
+    result = manage("check", env=clean_env(**keys))
+    _assert_refuses_naming(result, "FIELD_ENCRYPTION_KEYS")
+    # The message describes the key; it never repeats it.
+    key_material = value.partition(":")[2]
+    if key_material:
+        assert key_material not in result.stderr
+
+
+def test_short_audit_and_signing_keys_are_refused_by_name():
+    short_audit = manage("check",
+                         env=clean_env(**{**production_keys(), "AUDIT_HMAC_KEY": "x" * 20}))
+    _assert_refuses_naming(short_audit, "AUDIT_HMAC_KEY")
+    short_secret = manage("check", env=clean_env(**{**production_keys(), "SECRET_KEY": "short"}))
+    _assert_refuses_naming(short_secret, "SECRET_KEY")
+
+
+def test_debug_is_off_unless_set():
+    assert _settings_of(**production_keys())["DEBUG"] is False
+    assert _settings_of(**production_keys(), DEBUG="true")["DEBUG"] is True
+
+
+def test_a_development_secret_key_is_only_allowed_with_debug_on():
+    keys = production_keys()
+    del keys["SECRET_KEY"]
+    assert _settings_of(**keys, DEBUG="true")["DEBUG"] is True
+
+
+def test_database_url_defaults_to_sqlite_and_accepts_postgres():
+    default = _settings_of(**production_keys())
+    assert default["ENGINE"] == "django.db.backends.sqlite3"
+    assert default["NAME"].endswith("db.sqlite3")
+
+    postgres = _settings_of(**production_keys(),
+                            DATABASE_URL="postgres://aisle:pw@db.internal:5432/aislekeys")
+    assert postgres["ENGINE"] == "django.db.backends.postgresql"
+    assert (postgres["NAME"], postgres["HOST"]) == ("aislekeys", "db.internal")
+
+
+def test_an_accounts_url_pointing_at_plain_http_elsewhere_is_refused():
+    result = manage("check", env=clean_env(
+        **production_keys(), IQMETRIX_PRODUCTION_ACCOUNTS_URL="http://evil.example.com"))
+    _assert_refuses_naming(result, "IQMETRIX_PRODUCTION_ACCOUNTS_URL")
+
+
+def test_deploy_check_passes_with_production_settings():
+    env = clean_env(**production_keys(), HTTPS="true", ALLOWED_HOSTS="keys.example.com")
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_deploy_check_fails_without_the_https_settings():
+    # The test above means something only if the deploy check does catch a weak setting.
+    env = clean_env(**production_keys(), HTTPS="false", ALLOWED_HOSTS="keys.example.com")
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    assert result.returncode != 0
+    assert "SECURE_SSL_REDIRECT" in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [("", "FIELD_ENCRYPTION_KEYS is not set"), ("k1:AAAA", "must be 32 bytes")],
+)
+def test_the_system_check_reports_a_missing_or_malformed_key(value, words):
+    with override_settings(FIELD_ENCRYPTION_KEYS=value):
+        errors = check_keys()
+    assert [e.id for e in errors] == ["aislekeys.E001"]
+    assert words in errors[0].msg
+
+
+def test_the_system_check_reports_a_short_audit_key():
+    with override_settings(AUDIT_HMAC_KEY="too-short"):
+        errors = check_keys()
+    assert [e.id for e in errors] == ["aislekeys.E002"]
+
+
+def test_the_system_check_is_quiet_with_good_keys():
+    assert check_keys() == []
