@@ -312,7 +312,7 @@ def test_rollback_without_production_is_refused(checked_sandbox, release_manager
 # ---- concurrency (PostgreSQL) ---------------------------------------------------------------
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_promotions_get_consecutive_versions_and_lose_nothing():
     if connection.vendor != "postgresql":
         pytest.skip("row locks need PostgreSQL")
