@@ -32,7 +32,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not options["client_id"].strip():
-            raise CommandError("--client-id must not be empty; nothing was stored.", returncode=2)
+            # Refused like any other invalid value (exit 1), before anyone is asked for secrets.
+            raise CommandError("--client-id must not be empty; nothing was stored.", returncode=1)
         env = Environment(options["environment"])
         client_secret = read_secret(env_var="IQMETRIX_CLIENT_SECRET",
                                     prompt=f"{env.label} client secret: ")

@@ -1,0 +1,194 @@
+"""`onboard` and `packages`: the command-line way to store a package and list them."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from onboarding.models import AuditEvent, Integration, PackageVersion
+from tests import manage_subprocess
+from tests.conftest import KNOWN_PASSWORD, KNOWN_SECRET
+from tests.manage_subprocess import manage
+
+sqlite_child = manage_subprocess.sqlite_child
+_migrated_template = manage_subprocess._migrated_template
+
+ONBOARD = ["Acme POS", "--environment", "sandbox", "--client-id", "client-abcdef123456",
+           "--username", "api.user@example.com"]
+PACKAGE_KEYS = {"integration", "environment", "version", "state", "last_outcome",
+                "last_checked_at", "expires_at"}
+
+
+@pytest.fixture
+def secrets_in_env(monkeypatch):
+    monkeypatch.setenv("IQMETRIX_CLIENT_SECRET", KNOWN_SECRET)
+    monkeypatch.setenv("IQMETRIX_PASSWORD", KNOWN_PASSWORD)
+
+
+def _call(name: str, *args: str) -> str:
+    out = io.StringIO()
+    call_command(name, *args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def _packages_json() -> list[dict]:
+    return [json.loads(line) for line in _call("packages", "--json").splitlines()]
+
+
+def _counts() -> tuple[int, int, int]:
+    return (Integration.objects.count(), PackageVersion.objects.count(),
+            AuditEvent.objects.count())
+
+
+def _file_counts(path) -> tuple[int, ...]:
+    with sqlite3.connect(path) as db:
+        return tuple(db.execute(f"SELECT count(*) FROM onboarding_{table}").fetchone()[0]  # noqa: S608
+                     for table in ("integration", "packageversion", "auditevent"))
+
+
+@pytest.mark.django_db
+def test_onboard_then_packages_json_shows_the_new_version(secrets_in_env):
+    out = _call("onboard", *ONBOARD, "--company-id", "14146")
+    assert "Created the integration and stored Acme POS Sandbox package version 1." in out
+
+    rows = _packages_json()
+    assert all(set(row) == PACKAGE_KEYS for row in rows)
+    sandbox = next(r for r in rows if r["environment"] == "sandbox")
+    production = next(r for r in rows if r["environment"] == "production")
+    assert sandbox == {"integration": "Acme POS", "environment": "sandbox", "version": 1,
+                       "state": "unverified", "last_outcome": None, "last_checked_at": None,
+                       "expires_at": None}
+    assert production["version"] is None
+    assert production["state"] == "credentials_missing"
+
+    version = PackageVersion.objects.get()
+    assert (version.client_secret, version.password) == (KNOWN_SECRET, KNOWN_PASSWORD)
+    assert version.company_id == 14146
+
+
+@pytest.mark.django_db
+def test_a_second_onboard_makes_version_2(secrets_in_env, monkeypatch):
+    _call("onboard", *ONBOARD)
+    monkeypatch.setenv("IQMETRIX_CLIENT_SECRET", "a-new-client-secret")
+    # Named by its slug the second time: the same integration.
+    out = _call("onboard", "acme-pos", *ONBOARD[1:])
+
+    assert "Stored Acme POS Sandbox package version 2." in out
+    assert Integration.objects.count() == 1
+    sandbox = next(r for r in _packages_json() if r["environment"] == "sandbox")
+    assert sandbox["version"] == 2
+    newest = PackageVersion.objects.get(number=2)
+    assert newest.client_secret == "a-new-client-secret"
+    assert PackageVersion.objects.get(number=1).client_secret == KNOWN_SECRET
+
+
+@pytest.mark.django_db
+def test_packages_without_json_prints_a_table(secrets_in_env):
+    _call("onboard", *ONBOARD)
+    out = _call("packages")
+    assert "Acme POS" in out and "never checked" in out and "v1" in out
+
+
+@pytest.mark.django_db
+def test_command_output_never_contains_a_secret(secrets_in_env):
+    out = _call("onboard", *ONBOARD) + _call("packages") + _call("packages", "--json")
+    assert KNOWN_SECRET not in out
+    assert KNOWN_PASSWORD not in out
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--client-id", "  "], "--client-id must not be empty"),
+        (["--username", "not-an-email"], "e-mail address"),
+        (["--company-id", "0"], "positive whole number"),
+    ],
+    ids=["empty-client-id", "bad-username", "bad-company-id"],
+)
+def test_a_refused_onboard_writes_nothing(secrets_in_env, args, words):
+    before = _counts()
+    with pytest.raises(CommandError) as caught:
+        _call("onboard", *ONBOARD, *args)
+    assert caught.value.returncode == 1
+    assert words in str(caught.value)
+    assert "Nothing was stored" in str(caught.value) or "nothing was stored" in str(caught.value)
+    assert _counts() == before
+
+
+@pytest.mark.django_db
+def test_a_slug_taken_by_another_name_is_refused_and_writes_nothing(secrets_in_env):
+    _call("onboard", *ONBOARD)
+    before = _counts()
+    with pytest.raises(CommandError, match="already uses the short name 'acme-pos'"):
+        _call("onboard", "Acme-POS", *ONBOARD[1:])
+    assert _counts() == before
+
+
+# --- exit codes, in a child process -----------------------------------------------------------
+
+def _one_plain_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+def test_an_unknown_environment_exits_2_and_writes_nothing(sqlite_child):
+    path, env = sqlite_child
+    before = _file_counts(path)
+    result = manage("onboard", "Acme POS", "--environment", "staging", "--client-id", "c",
+                    "--username", "api.user@example.com",
+                    env={**env, "IQMETRIX_CLIENT_SECRET": "s", "IQMETRIX_PASSWORD": "p"})
+    assert result.returncode == 2
+    assert "invalid choice: 'staging'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert _file_counts(path) == before
+
+
+def test_an_empty_client_id_exits_1_with_one_sentence(sqlite_child):
+    path, env = sqlite_child
+    before = _file_counts(path)
+    result = manage("onboard", "Acme POS", "--environment", "sandbox", "--client-id", "",
+                    "--username", "api.user@example.com",
+                    env={**env, "IQMETRIX_CLIENT_SECRET": "s", "IQMETRIX_PASSWORD": "p"})
+    assert result.returncode == 1
+    assert "--client-id must not be empty" in _one_plain_line(result.stderr)
+    assert _file_counts(path) == before
+
+
+@pytest.mark.parametrize("present", [{}, {"IQMETRIX_CLIENT_SECRET": "s"}],
+                         ids=["neither", "secret-only"])
+def test_no_secret_in_the_environment_and_no_terminal_exits_1(sqlite_child, present):
+    path, env = sqlite_child
+    before = _file_counts(path)
+    result = manage("onboard", *ONBOARD, env={**env, **present})
+    assert result.returncode == 1
+    line = _one_plain_line(result.stderr)
+    missing = "IQMETRIX_PASSWORD" if present else "IQMETRIX_CLIENT_SECRET"
+    assert f"Set {missing} in the environment" in line
+    assert _file_counts(path) == before
+
+
+def test_a_secret_is_never_accepted_on_the_command_line(sqlite_child):
+    path, env = sqlite_child
+    result = manage("onboard", *ONBOARD, "--client-secret", KNOWN_SECRET,
+                    env={**env, "IQMETRIX_PASSWORD": "p"})
+    assert result.returncode == 2
+    assert "unrecognized arguments" in result.stderr
+    assert _file_counts(path) == (0, 0, 0)
+
+
+def test_onboard_in_a_child_process_exits_0_and_packages_lists_it(sqlite_child):
+    _path, env = sqlite_child
+    env = {**env, "IQMETRIX_CLIENT_SECRET": KNOWN_SECRET, "IQMETRIX_PASSWORD": KNOWN_PASSWORD}
+    assert manage("onboard", *ONBOARD, env=env).returncode == 0
+    listed = manage("packages", "--json", env=env)
+    assert listed.returncode == 0
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [(r["environment"], r["version"]) for r in rows] == [("sandbox", 1),
+                                                                ("production", None)]
