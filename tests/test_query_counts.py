@@ -1,0 +1,62 @@
+"""The overview lists every integration with a fixed number of queries, however many there are."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from onboarding.models import Environment
+from onboarding.services import checks as checks_service
+from onboarding.services.checks import check_run
+from tests.conftest import onboard
+
+MAX_QUERIES = 15
+
+
+@pytest.fixture
+def both_environments(sandbox_simulator, settings, monkeypatch):
+    settings.IQMETRIX_ACCOUNTS_URLS = {"sandbox": sandbox_simulator.url,
+                                       "production": sandbox_simulator.url}
+    monkeypatch.setattr(checks_service, "DEDUPE_SECONDS", 0.0)
+    return sandbox_simulator
+
+
+def add_integrations(start: int, stop: int) -> None:
+    """Integrations with a checked package in each environment; every third one failing."""
+    for n in range(start, stop):
+        for env in Environment:
+            broken = {"password": "not-the-password"} if n % 3 == 2 else {}
+            package = onboard(f"Integration {n:03d}", environment=env, **broken).package
+            check_run(package=package, fetch_me=False)
+
+
+def overview_queries(client) -> tuple[int, str]:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get("/")
+    assert response.status_code == 200
+    return len(captured), response.content.decode()
+
+
+@pytest.mark.parametrize("who", ["lead", "release_manager", "superuser"])
+def test_the_overview_makes_the_same_queries_for_1_and_30_integrations(
+        both_environments, client, who, request):
+    client.force_login(request.getfixturevalue(who))
+    add_integrations(0, 1)
+    client.get("/")  # first visit: session bookkeeping that later visits do not repeat
+    one, page = overview_queries(client)
+    assert "Integration 000" in page
+
+    add_integrations(1, 30)
+    thirty, page = overview_queries(client)
+    assert "Integration 029" in page
+
+    assert one == thirty, f"{one} queries for 1 integration, {thirty} for 30"
+    assert thirty <= MAX_QUERIES
+
+
+def test_the_overview_stays_within_the_query_budget_with_nothing_to_show(client, lead):
+    client.force_login(lead)
+    client.get("/")
+    count, _ = overview_queries(client)
+    assert count <= MAX_QUERIES
