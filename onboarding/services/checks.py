@@ -40,6 +40,7 @@ from onboarding.models import (
     CheckTrigger,
     ConnectivityCheck,
     Environment,
+    Integration,
     OnboardingPackage,
     PackageVersion,
     ResponseFormat,
@@ -47,6 +48,7 @@ from onboarding.models import (
 )
 from onboarding.services.access import can
 from onboarding.services.audit import AuditAction, RequestMeta, audit_record
+from onboarding.services.packages import integration_find
 
 DEDUPE_SECONDS = 2.0
 _POLL_SECONDS = 0.1
@@ -101,8 +103,31 @@ def check_refresh_held(*, package_ids: list[int]) -> set[int]:
     """Which of these packages hold a refresh token (one query for any number of packages)."""
     return set(
         ConnectivityCheck.objects.filter(package_id__in=package_ids, refresh_token__isnull=False)
-        .values_list("package_id", flat=True).distinct()
+        .order_by().values_list("package_id", flat=True).distinct()
     )
+
+
+def check_targets(*, integration: str | None = None, environment: str | None = None
+                  ) -> list[OnboardingPackage]:
+    """Packages with a current version, integrations by name and Sandbox first: of the one named
+    (by name or slug) or of every integration. CheckError when there is nothing to check."""
+    packages = (OnboardingPackage.objects.filter(current_version__isnull=False)
+                .select_related("integration", "current_version"))
+    where = "any integration"
+    if integration is not None:
+        try:
+            found = integration_find(name_or_slug=integration)
+        except Integration.DoesNotExist:
+            raise CheckError(f"No integration is named '{integration}'.") from None
+        packages, where = packages.filter(integration=found), found.name
+    if environment is not None:
+        packages = packages.filter(environment=Environment(environment))
+        where = f"{where} in {Environment(environment).label}"
+    order = {env.value: index for index, env in enumerate(Environment)}
+    found_packages = sorted(packages, key=lambda p: (p.integration.name, order[p.environment]))
+    if not found_packages:
+        raise CheckError(f"There is nothing to check: no package of {where} has credentials.")
+    return found_packages
 
 
 # --- running ----------------------------------------------------------------------------------

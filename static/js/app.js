@@ -1,1 +1,88 @@
 // Aisle Keys: small progressive enhancements (no inline script: CSP).
+// - <time data-local-time>: shown in the browser's own time zone (the title keeps UTC).
+// - [data-expires-at]: a countdown to a token's expiry that ticks every second.
+// Both re-run after htmx swaps a card in (htmx:afterSwap), so swapped cards tick too.
+(function () {
+  "use strict";
+
+  var timeFormat = null;
+  try {
+    timeFormat = new Intl.DateTimeFormat(undefined, {
+      year: "numeric", month: "short", day: "numeric",
+      hour: "2-digit", minute: "2-digit", timeZoneName: "short"
+    });
+  } catch (e) {
+    timeFormat = null;
+  }
+
+  function localTimes(root) {
+    if (!timeFormat) return;
+    root.querySelectorAll("time[data-local-time]").forEach(function (el) {
+      var when = new Date(el.getAttribute("datetime"));
+      if (!isNaN(when.getTime())) el.textContent = timeFormat.format(when);
+    });
+  }
+
+  function pad(n) { return n < 10 ? "0" + n : String(n); }
+
+  function remaining(ms) {
+    var s = Math.floor(ms / 1000);
+    var h = Math.floor(s / 3600);
+    var m = Math.floor((s % 3600) / 60);
+    var parts = [];
+    if (h > 0) parts.push(h + " h");
+    parts.push((h > 0 ? pad(m) : m) + " min");
+    parts.push(pad(s % 60) + " s");
+    return parts.join(" ") + " left";
+  }
+
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll("[data-expires-at]").forEach(function (el) {
+      var at = Date.parse(el.getAttribute("data-expires-at"));
+      if (isNaN(at)) return;
+      var left = at - now;
+      if (left <= 0) {
+        if (!el.classList.contains("expired")) {
+          el.classList.add("expired");
+          el.textContent = "expired";
+        }
+        return;
+      }
+      el.textContent = remaining(left);
+    });
+  }
+
+  function init(root) {
+    localTimes(root || document);
+    tick();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    init(document);
+    window.setInterval(tick, 1000);
+  });
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var target = event.detail && event.detail.elt ? event.detail.elt : document;
+    // With outerHTML the old element is gone; the new card is in the document under its id.
+    init(target.isConnected ? target : document);
+  });
+
+  // A refused or failed request (403, 404, 500) is not swapped by htmx: say so in the card.
+  function showError(event) {
+    var elt = event.detail && event.detail.elt;
+    var card = elt && elt.closest ? elt.closest(".card") : null;
+    var slot = card ? card.querySelector(".card-error") : null;
+    if (!slot) return;
+    var status = event.detail.xhr ? event.detail.xhr.status : 0;
+    var p = document.createElement("p");
+    p.className = "error";
+    p.textContent = status === 403 ? "You may not do this (HTTP 403)."
+      : status ? "The request failed (HTTP " + status + "). Reload the page and try again."
+      : "The dashboard could not be reached. Check your connection and try again.";
+    slot.replaceChildren(p);
+  }
+  document.addEventListener("htmx:responseError", showError);
+  document.addEventListener("htmx:sendError", showError);
+})();

@@ -1,0 +1,60 @@
+"""One integration: both environments side by side, with configuration and recent checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from dashboard.access import integration_for
+from dashboard.views.overview import Card, cards_for
+from onboarding.crypto import DecryptionError
+from onboarding.models import ConnectivityCheck, Integration, PackageVersion
+from onboarding.services.checks import check_history
+from onboarding.services.packages import UNREADABLE, mask
+
+RECENT_CHECKS = 5
+
+
+@dataclass(frozen=True)
+class EnvironmentPanel:
+    card: Card
+    client_id: str
+    username: str
+    recent: list[ConnectivityCheck]
+
+
+def _masked(version: PackageVersion | None, name: str) -> str:
+    if version is None:
+        return "not set"
+    try:
+        return mask(getattr(version, name))
+    except DecryptionError:
+        return UNREADABLE
+
+
+@require_GET
+def integration_detail(request: HttpRequest, uuid: UUID) -> HttpResponse:
+    integration = integration_for(request, uuid=uuid)
+    groups = cards_for(user=request.user,
+                       integrations=Integration.objects.filter(pk=integration.pk))
+    panels = [_panel(card) for group in groups for card in group.cards]
+    return render(request, "dashboard/integration.html", {
+        "integration": integration, "panels": panels, "return_to": request.get_full_path(),
+    })
+
+
+def _panel(card: Card) -> EnvironmentPanel:
+    status: Any = card.status
+    recent = (list(check_history(package=status.package)[:RECENT_CHECKS])
+              if status.package is not None else [])
+    return EnvironmentPanel(
+        card=card,
+        client_id=_masked(status.version, "client_id"),
+        username=_masked(status.version, "username"),
+        recent=recent,
+    )

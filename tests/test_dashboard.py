@@ -1,0 +1,233 @@
+"""The dashboard pages around the check: overview cards, Check now and Refresh (htmx and plain
+form posts), the integration page and the check history, through the one access helper."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from onboarding.iqmetrix import Outcome
+from onboarding.models import ConnectivityCheck, Environment, OnboardingPackage
+from onboarding.services.checks import check_run
+from tests.conftest import KNOWN_PASSWORD, KNOWN_SECRET, onboard
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def check_url(package: OnboardingPackage) -> str:
+    return f"/packages/{package.uuid}/check/"
+
+
+def assert_no_secret(content: bytes, *tokens: str | None) -> None:
+    for value in (KNOWN_SECRET, KNOWN_PASSWORD, *tokens):
+        if value:
+            assert value.encode() not in content
+
+
+def test_a_lead_checks_sandbox_and_the_card_is_swapped_in(client, lead, sandbox_simulator,
+                                                           sandbox_version):
+    client.force_login(lead)
+    response = client.post(check_url(sandbox_version.package), {"next": "/"}, **HTMX)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.lstrip().startswith("<article")  # the card partial, not a whole page
+    assert "<html" not in html
+    assert 'id="card-' in html and "Passed: OK" in html
+    assert "data-expires-at=" in html
+    check = ConnectivityCheck.objects.get()
+    assert check.outcome == Outcome.OK and check.requested_by == lead
+    assert_no_secret(response.content, check.access_token, check.refresh_token)
+
+
+def test_a_plain_form_post_redirects_back_with_a_message(client, lead, sandbox_simulator,
+                                                         sandbox_version):
+    client.force_login(lead)
+    integration_page = f"/integrations/{sandbox_version.package.integration.uuid}/"
+    response = client.post(check_url(sandbox_version.package), {"next": integration_page})
+    assert response.status_code == 302
+    assert response["Location"] == integration_page
+    page = client.get(integration_page)
+    assert b"iQmetrix issued a token for Sandbox" in page.content
+
+
+def test_a_foreign_next_address_is_ignored(client, lead, sandbox_simulator, sandbox_version):
+    client.force_login(lead)
+    response = client.post(check_url(sandbox_version.package), {"next": "https://evil.test/"})
+    assert response["Location"] == "/"
+
+
+def test_a_wrong_password_shows_its_plain_message(client, lead, sandbox_simulator, db):
+    version = onboard(password="wrong-password-1")
+    client.force_login(lead)
+    response = client.post(check_url(version.package), **HTMX)
+    assert b"Failed: Invalid user name or password" in response.content
+    assert b"iQmetrix rejected the user name or password for Sandbox" in response.content
+    assert b"wrong-password-1" not in response.content
+
+
+def test_missing_credentials_say_what_to_do(client, lead, sandbox_simulator, db):
+    version = onboard()
+    type(version).objects.filter(pk=version.pk).update(password=None)
+    client.force_login(lead)
+    response = client.post(check_url(version.package), **HTMX)
+    assert response.status_code == 200
+    assert b"no password" in response.content
+    assert ConnectivityCheck.objects.count() == 0
+
+
+def test_an_outsider_gets_404(client, outsider, sandbox_simulator, sandbox_version):
+    client.force_login(outsider)
+    package = sandbox_version.package
+    assert client.post(check_url(package)).status_code == 404
+    assert client.get(f"/packages/{package.uuid}/checks/").status_code == 404
+    assert client.get(f"/integrations/{package.integration.uuid}/").status_code == 404
+    assert ConnectivityCheck.objects.count() == 0
+
+
+def test_an_auditor_may_look_but_gets_403_on_check_and_refresh(client, auditor, sandbox_simulator,
+                                                              sandbox_version):
+    client.force_login(auditor)
+    package = sandbox_version.package
+    assert client.get("/").status_code == 200
+    assert client.get(f"/packages/{package.uuid}/checks/").status_code == 200
+    assert client.post(check_url(package), **HTMX).status_code == 403
+    assert client.post(f"/packages/{package.uuid}/refresh/").status_code == 403
+    assert ConnectivityCheck.objects.count() == 0
+
+
+def test_check_actions_need_post(client, lead, sandbox_version):
+    client.force_login(lead)
+    assert client.get(check_url(sandbox_version.package)).status_code == 405
+
+
+def test_buttons_show_only_when_allowed(client, lead, auditor, sandbox_simulator, db):
+    onboard()
+    onboard(environment=Environment.PRODUCTION)
+    client.force_login(lead)
+    html = client.get("/").content.decode()
+    assert html.count("Check now</button>") == 1  # Sandbox only: leads may not check Production
+    assert "Production" in html  # leads may view Production
+    client.force_login(auditor)
+    assert "Check now</button>" not in client.get("/").content.decode()
+
+
+def test_the_refresh_button_appears_when_a_refresh_token_is_held(client, lead, sandbox_simulator,
+                                                                 sandbox_version, monkeypatch):
+    from onboarding.services import checks
+
+    monkeypatch.setattr(checks, "DEDUPE_SECONDS", 0.0)
+    client.force_login(lead)
+    assert b"Refresh token</button>" not in client.get("/").content
+    check_run(package=sandbox_version.package)
+    assert b"Refresh token</button>" in client.get("/").content
+    response = client.post(f"/packages/{sandbox_version.package.uuid}/refresh/", **HTMX)
+    assert response.status_code == 200
+    assert ConnectivityCheck.objects.filter(kind="refresh", outcome="ok").count() == 1
+
+
+def test_the_check_form_works_with_and_without_javascript(client, lead, sandbox_version):
+    client.force_login(lead)
+    html = client.get("/").content.decode()
+    form = re.search(r'<form method="post" action="([^"]+)"\s+hx-post="([^"]+)"([^>]*)>', html)
+    assert form and form.group(1) == form.group(2) == check_url(sandbox_version.package)
+    assert 'hx-swap="outerHTML"' in form.group(3) and "hx-disabled-elt" in form.group(3)
+    assert "hx-indicator" in form.group(3)
+    assert "csrfmiddlewaretoken" in html
+    assert "Checking…" in html
+
+
+def test_the_countdown_carries_the_expiry_and_utc_is_on_hover(client, lead, sandbox_simulator,
+                                                              sandbox_version):
+    check = check_run(package=sandbox_version.package)
+    client.force_login(lead)
+    html = client.get("/").content.decode()
+    assert f'data-expires-at="{check.expires_at.isoformat()}"' in html
+    assert re.search(r'<time datetime="[^"]+" title="[0-9-]+ [0-9:]+ UTC" data-local-time>', html)
+    assert "<script>" not in html and "style=" not in html
+
+
+def test_a_failing_package_says_since_when(client, lead, sandbox_version):
+    OnboardingPackage.objects.update(failing_since="2026-01-02T03:04:05Z")
+    client.force_login(lead)
+    html = client.get("/").content.decode()
+    assert "Failing</strong> since" in html and "2026-01-02T03:04:05+00:00" in html
+
+
+def test_no_secret_in_any_page(client, superuser, sandbox_simulator, sandbox_version):
+    check = check_run(package=sandbox_version.package)
+    client.force_login(superuser)
+    package = sandbox_version.package
+    for url in ("/", f"/integrations/{package.integration.uuid}/",
+                f"/packages/{package.uuid}/checks/"):
+        response = client.get(url)
+        assert response.status_code == 200
+        assert_no_secret(response.content, check.access_token, check.refresh_token)
+    assert b"cl\xe2\x80\xa656" in client.get(f"/integrations/{package.integration.uuid}/").content
+
+
+def test_the_integration_page_shows_both_environments_side_by_side(client, superuser, db):
+    onboard(company_id=777)
+    version = onboard(environment=Environment.PRODUCTION)
+    client.force_login(superuser)
+    html = client.get(f"/integrations/{version.package.integration.uuid}/").content.decode()
+    assert html.index('id="env-sandbox"') < html.index('id="env-production"')
+    assert "777" in html and "No checks yet." in html
+
+
+def test_the_history_is_newest_first_and_paginated(client, lead, sandbox_version):
+    package = sandbox_version.package
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    start = timezone.now() - timedelta(days=1)
+    ConnectivityCheck.objects.bulk_create(
+        ConnectivityCheck(package=package, version=sandbox_version, sent_at=start
+                          + timedelta(minutes=i), outcome=Outcome.TIMEOUT, message=f"msg-{i:02}")
+        for i in range(30)
+    )
+    client.force_login(lead)
+    first = client.get(f"/packages/{package.uuid}/checks/").content.decode()
+    assert first.index("msg-29") < first.index("msg-28")
+    assert "msg-04" not in first and "Page 1 of 2" in first
+    second = client.get(f"/packages/{package.uuid}/checks/?page=2").content.decode()
+    assert "msg-04" in second and "msg-05" not in second
+
+
+def test_empty_states_say_what_to_do_next(client, superuser, lead, db):
+    client.force_login(superuser)
+    assert b"No integrations yet." in client.get("/").content
+    onboard()
+    html = client.get("/").content.decode()
+    assert "No Production credentials yet." in html
+    assert "Never checked." in html
+
+
+def overview_queries(client) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/").status_code == 200
+    return len(queries)
+
+
+@pytest.mark.parametrize("user_fixture", ["lead", "superuser"])
+def test_the_overview_query_count_does_not_grow_with_integrations(client, request, db,
+                                                                  user_fixture):
+    client.force_login(request.getfixturevalue(user_fixture))
+    version = onboard(name="Integration 00")
+    ConnectivityCheck.objects.create(package=version.package, version=version,
+                                     sent_at="2026-01-01T00:00:00Z", outcome=Outcome.OK,
+                                     message="ok")
+    overview_queries(client)  # warm up session and permission caches
+    one = overview_queries(client)
+    for number in range(1, 20):
+        version = onboard(name=f"Integration {number:02}")
+        onboard(name=f"Integration {number:02}", environment=Environment.PRODUCTION)
+        ConnectivityCheck.objects.create(package=version.package, version=version,
+                                         sent_at="2026-01-01T00:00:00Z", outcome=Outcome.OK,
+                                         message="ok")
+    twenty = overview_queries(client)
+    assert twenty == one
+    assert one <= 15
