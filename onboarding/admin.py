@@ -9,6 +9,8 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
 
 from onboarding.crypto import DecryptionError
 from onboarding.models import (
@@ -153,6 +155,9 @@ def _env_allows(request: HttpRequest, obj: OnboardingPackage | None, role: Role)
                integration=obj.integration)
 
 
+# Django's admin does not hide POSTed secrets from error reports; this form posts two.
+@method_decorator(sensitive_post_parameters(*PackageVersion.SECRET_FIELDS),
+                  name="changeform_view")
 @admin.register(OnboardingPackage)
 class OnboardingPackageAdmin(admin.ModelAdmin):
     form = PackageAdminForm

@@ -1,0 +1,267 @@
+"""Admin for integrations and packages: secrets are write-only, identifiers masked, every save a
+new version, versions read-only; and no admin or dashboard page ever shows a secret."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import uuid as uuid_module
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
+from django.views.debug import SafeExceptionReporterFilter
+
+from onboarding.models import (
+    AuditEvent,
+    ConnectivityCheck,
+    Integration,
+    OnboardingPackage,
+    PackageVersion,
+)
+from onboarding.services.audit import AuditAction
+from tests.conftest import KNOWN_PASSWORD, KNOWN_SECRET, onboard
+
+CLIENT_ID = "client-abcdef123456"
+USERNAME = "api.user@example.com"
+ACCESS_TOKEN = "at-Vq3LxM8cNd2Wr7Ks"
+REFRESH_TOKEN = "rt-Pm5TgH9jFb3Yc1Zx"
+SECRETS = (KNOWN_SECRET, KNOWN_PASSWORD, ACCESS_TOKEN, REFRESH_TOKEN)
+PACKAGES = "/admin/onboarding/onboardingpackage/"
+INTEGRATIONS = "/admin/onboarding/integration/"
+
+
+@pytest.fixture
+def known(db):
+    """Sandbox and Production packages with known secrets, and a live token from a check."""
+    sandbox = onboard()
+    production = onboard(environment="production")
+    ConnectivityCheck.objects.create(
+        package=sandbox.package, version=sandbox, sent_at=timezone.now(), outcome="ok",
+        message="ok", expires_at=timezone.now() + timezone.timedelta(hours=1),
+        access_token=ACCESS_TOKEN, refresh_token=REFRESH_TOKEN, token_fingerprint="ab12cd34",
+    )
+    return sandbox, production
+
+
+def _assert_shows_no_secret(url: str, html: str, *, identifiers: bool) -> None:
+    for value in SECRETS:
+        assert value not in html, f"{url} shows {value}"
+    if identifiers:
+        assert CLIENT_ID not in html, f"{url} shows the full client ID"
+        assert USERNAME not in html, f"{url} shows the full user name"
+
+
+def _form_data(package: OnboardingPackage, **values: str) -> dict[str, str]:
+    """What the change form posts with every field left as the page shows it."""
+    version = package.current_version
+    count = package.versions.count()
+    data = {
+        "client_id": "", "username": "", "client_secret": "", "password": "",
+        "company_id": str(version.company_id or ""), "location_id": version.location_id,
+        "response_format": version.response_format, "notes": version.notes,
+        "versions-TOTAL_FORMS": str(count), "versions-INITIAL_FORMS": str(count),
+        "versions-MIN_NUM_FORMS": "0", "versions-MAX_NUM_FORMS": "1000",
+    }
+    data.update(values)
+    return data
+
+
+# --- nothing secret on any page ---------------------------------------------------------------
+
+def test_no_admin_page_shows_a_secret_or_a_full_identifier(client, superuser, known):
+    sandbox, _ = known
+    package, integration = sandbox.package, sandbox.package.integration
+    client.force_login(superuser)
+    urls = [
+        "/admin/", PACKAGES, f"{PACKAGES}add/", f"{PACKAGES}{package.pk}/change/",
+        f"{PACKAGES}{package.pk}/history/", f"{PACKAGES}?q=Acme",
+        INTEGRATIONS, f"{INTEGRATIONS}add/", f"{INTEGRATIONS}{integration.pk}/change/",
+        f"{INTEGRATIONS}{integration.pk}/history/", f"{INTEGRATIONS}{integration.pk}/delete/",
+        "/admin/onboarding/auditevent/",
+    ]
+    urls += [f"/admin/onboarding/auditevent/{e.pk}/change/" for e in AuditEvent.objects.all()]
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        _assert_shows_no_secret(url, response.content.decode(), identifiers=True)
+
+
+def _dashboard_patterns() -> list[tuple[str, URLPattern]]:
+    found = []
+
+    def walk(patterns, prefix: str) -> None:
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                if pattern.namespace != "admin":
+                    walk(pattern.url_patterns, prefix + str(pattern.pattern))
+            else:
+                found.append((prefix + str(pattern.pattern), pattern))
+
+    walk(get_resolver().url_patterns, "")
+    return found
+
+
+def test_no_dashboard_page_shows_a_secret(client, superuser, known):
+    """Every GET page of the site, with every object id that fits its URL."""
+    sandbox, production = known
+    candidates = [sandbox.package.uuid, production.package.uuid,
+                  sandbox.package.integration.uuid, sandbox.uuid,
+                  ConnectivityCheck.objects.get().uuid, uuid_module.uuid4()]
+    client.force_login(superuser)
+    seen = 0
+    values = {"uuid": [str(value) for value in candidates],
+              "environment": ["sandbox", "production"]}
+    for route, pattern in _dashboard_patterns():
+        names = list(pattern.pattern.converters)
+        if not set(names) <= set(values):
+            continue
+        urls = []
+        for combination in itertools.product(*(values[name] for name in names)):
+            url = route
+            for name, value in zip(names, combination, strict=True):
+                url = re.sub(rf"<\w+:{name}>", value, url)
+            urls.append("/" + url)
+        for url in urls:
+            response = client.get(url)
+            assert response.status_code < 500, url
+            if response.status_code in (404, 405):
+                continue
+            seen += 1
+            body = b"".join(response) if response.streaming else response.content
+            _assert_shows_no_secret(url, body.decode(errors="replace"), identifiers=False)
+    assert seen >= 3  # at least the login, overview and one package page were looked at
+
+
+# --- write-only secrets, masked identifiers ---------------------------------------------------
+
+def test_the_change_form_says_set_and_masks_identifiers(client, superuser, known):
+    sandbox, _ = known
+    client.force_login(superuser)
+    html = client.get(f"{PACKAGES}{sandbox.package.pk}/change/").content.decode()
+    assert "Currently: set." in html
+    assert "Currently: cl…56." in html  # client ID: first and last characters
+    assert "Currently: ap…om." in html  # user name
+    assert 'type="password"' in html
+    assert CLIENT_ID not in html and USERNAME not in html
+
+
+def test_a_missing_secret_shows_not_set(client, superuser, db):
+    version = onboard(client_secret=None, password=None)
+    client.force_login(superuser)
+    html = client.get(f"{PACKAGES}{version.package.pk}/change/").content.decode()
+    assert html.count("Currently: not set.") == 2
+
+
+def test_the_changelist_masks_the_client_id(client, superuser, known):
+    client.force_login(superuser)
+    html = client.get(PACKAGES).content.decode()
+    assert "cl…56" in html
+    assert CLIENT_ID not in html
+
+
+def test_saving_with_blank_secrets_keeps_them_and_makes_version_2(client, superuser, known):
+    sandbox, _ = known
+    package = sandbox.package
+    client.force_login(superuser)
+    response = client.post(f"{PACKAGES}{package.pk}/change/",
+                           _form_data(package, company_id="777", notes="new store"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+
+    package.refresh_from_db()
+    current = package.current_version
+    assert current.number == 2
+    assert (current.client_secret, current.password) == (KNOWN_SECRET, KNOWN_PASSWORD)
+    assert (current.client_id, current.username) == (CLIENT_ID, USERNAME)
+    assert (current.company_id, current.notes) == (777, "new store")
+    assert current.created_by == superuser
+    assert PackageVersion.objects.get(pk=sandbox.pk).company_id == 14146  # v1 untouched
+    event = AuditEvent.objects.filter(action=AuditAction.PACKAGE_EDIT).get()
+    assert event.details["changed"] == ["company_id", "notes"]
+
+
+def test_saving_a_new_secret_stores_it_without_echoing_it(client, superuser, known):
+    sandbox, _ = known
+    client.force_login(superuser)
+    url = f"{PACKAGES}{sandbox.package.pk}/change/"
+    response = client.post(url, _form_data(sandbox.package, client_secret="cs-brand-new-1"),
+                           follow=True)
+    assert response.status_code == 200
+    assert "cs-brand-new-1" not in response.content.decode()
+    assert OnboardingPackage.objects.get(pk=sandbox.package.pk).current_version.client_secret \
+        == "cs-brand-new-1"
+
+
+def test_a_form_with_errors_does_not_echo_the_secret_typed(client, superuser, known):
+    sandbox, _ = known
+    client.force_login(superuser)
+    response = client.post(f"{PACKAGES}{sandbox.package.pk}/change/",
+                           _form_data(sandbox.package, client_secret="cs-typed-99",
+                                      password="pw-typed-99", username="not-an-email"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "e-mail address" in html
+    assert "cs-typed-99" not in html and "pw-typed-99" not in html
+    assert sandbox.package.versions.count() == 1
+
+
+def test_the_admin_form_posts_are_hidden_from_error_reports(client, superuser, known):
+    sandbox, _ = known
+    client.force_login(superuser)
+    response = client.post(f"{PACKAGES}{sandbox.package.pk}/change/",
+                           _form_data(sandbox.package, client_secret="cs-hidden-1",
+                                      password="pw-hidden-1", username="not-an-email"))
+    params = SafeExceptionReporterFilter().get_post_parameters(response.wsgi_request)
+    assert params["client_secret"] != "cs-hidden-1"
+    assert params["password"] != "pw-hidden-1"
+    assert set(params["client_secret"]) == {"*"}
+
+
+def test_adding_a_package_in_the_admin_stores_version_1(client, superuser, known):
+    integration = Integration.objects.create(name="New POS", slug="new-pos")
+    client.force_login(superuser)
+    data = {
+        "integration": str(integration.pk), "environment": "sandbox",
+        "client_id": "new-client-0001", "username": "new.user@example.com",
+        "client_secret": "new-secret-1", "password": "new-password-1",
+        "company_id": "1", "location_id": "", "response_format": "json", "notes": "",
+        "versions-TOTAL_FORMS": "0", "versions-INITIAL_FORMS": "0",
+        "versions-MIN_NUM_FORMS": "0", "versions-MAX_NUM_FORMS": "1000",
+    }
+    response = client.post(f"{PACKAGES}add/", data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    created = OnboardingPackage.objects.get(integration=integration)
+    assert created.current_version.number == 1
+    assert created.current_version.password == "new-password-1"
+    assert "new-secret-1" not in client.get(response["Location"]).content.decode()
+
+
+# --- versions are read-only -------------------------------------------------------------------
+
+def test_versions_are_shown_read_only(client, superuser, known):
+    sandbox, _ = known
+    client.force_login(superuser)
+    html = client.get(f"{PACKAGES}{sandbox.package.pk}/change/").content.decode()
+    assert "client secret: set, password: set" in html
+    # Only the hidden ids of Django's formset: no version field can be edited.
+    tags = re.findall(r'<(?:input|select|textarea)[^>]*name="versions-\d+-[^"]*"[^>]*>', html)
+    assert tags and all('type="hidden"' in tag for tag in tags)
+    assert client.get("/admin/onboarding/packageversion/").status_code == 404
+
+
+def test_a_stored_version_cannot_be_saved_again(known):
+    sandbox, _ = known
+    sandbox.notes = "rewritten history"
+    with pytest.raises(ValidationError):
+        sandbox.save()
+    assert PackageVersion.objects.get(pk=sandbox.pk).notes == ""
+
+
+def test_the_package_slot_cannot_move_to_another_environment(client, superuser, known):
+    sandbox, _ = known
+    client.force_login(superuser)
+    response = client.post(f"{PACKAGES}{sandbox.package.pk}/change/",
+                           _form_data(sandbox.package, environment="production"))
+    assert response.status_code == 302
+    assert OnboardingPackage.objects.get(pk=sandbox.package.pk).environment == "sandbox"
