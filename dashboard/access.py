@@ -14,7 +14,7 @@ from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 
 from onboarding.models import Environment, Integration, OnboardingPackage, Role
-from onboarding.services.access import can, visible_integrations
+from onboarding.services.access import can, roles, visible_integrations
 from onboarding.services.audit import AuditAction, RequestMeta, audit_record
 
 
@@ -58,3 +58,19 @@ def require_for(request: HttpRequest, *, action: Role | str, environment: Enviro
     if not can(user=request.user, action=action, environment=environment,
                integration=integration):
         raise deny(request, action=action, environment=environment, integration=integration)
+
+
+def require_oversight(request: HttpRequest, *, permission: str) -> None:
+    """The access report and the audit log: superusers and holders of `permission` only.
+
+    Like every other lookup, someone with no role at all learns nothing (404); someone who
+    works here but lacks the permission is told so (403).
+    """
+    user = request.user
+    if user.is_active and (user.is_superuser or user.has_perm(permission)):
+        return
+    if not any(roles(user=user, environment=env) for env in Environment) and not (
+        visible_integrations(user=user).exists()
+    ):
+        raise Http404("No such page.")
+    raise PermissionDenied("Only auditors and administrators may see this page.")

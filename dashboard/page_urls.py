@@ -2,12 +2,30 @@
 
 from django.urls import path
 
+from dashboard.views import access as access_views
+from dashboard.views import audit as audit_views
 from dashboard.views import checks, integrations, overview
+from dashboard.views import reveal as reveal_views
+from dashboard.views import stepup as stepup_views
 
 app_name = "dashboard"
 
 urlpatterns = [
     path("", overview.overview, name="overview"),
+    # Access, audit, reveal and step-up (issue 5).
+    path("accounts/confirm/", stepup_views.confirm_password, name="confirm_password"),
+    path("access/", access_views.access_page, name="access"),
+    path("access/report.csv", access_views.access_csv, name="access_csv"),
+    path("access/grants/new/", access_views.grant_new, name="grant_new"),
+    path("access/grants/<uuid:uuid>/revoke/", access_views.grant_end, name="grant_end"),
+    path("audit/", audit_views.audit_log, name="audit"),
+    path("audit/export.csv", audit_views.audit_export_csv, name="audit_csv"),
+    path("audit/export.jsonl", audit_views.audit_export_jsonl, name="audit_jsonl"),
+    path("packages/<uuid:uuid>/reveal/", reveal_views.reveal_page, name="reveal"),
+    path("packages/<uuid:uuid>/reveal/secret/", reveal_views.reveal_secret, name="reveal_secret"),
+    path("packages/<uuid:uuid>/reveal/token/", reveal_views.reveal_token, name="reveal_token"),
+    path("packages/<uuid:uuid>/reveal/postman/", reveal_views.postman_export,
+         name="postman_export"),
     path("integrations/<uuid:uuid>/", integrations.integration_detail, name="integration"),
     path("packages/<uuid:uuid>/checks/", checks.history, name="check_history"),
     path("packages/<uuid:uuid>/check/", checks.check_now, name="check_run"),

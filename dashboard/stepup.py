@@ -5,11 +5,14 @@ shown when `stepup_is_fresh()` is False; the view calls `stepup_confirm()` befor
 from __future__ import annotations
 
 import time
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.db import transaction
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
 
 from onboarding.services.audit import AuditAction, RequestMeta, audit_record
 
@@ -38,3 +41,9 @@ def stepup_confirm(request: HttpRequest, *, password: str | None) -> bool:
         audit_record(action=AuditAction.STEP_UP, actor=request.user,
                      meta=RequestMeta.from_request(request))
     return True
+
+
+def stepup_redirect(request: HttpRequest) -> HttpResponse:
+    """Send the user to confirm their password, then back to where they were."""
+    query = urlencode({"next": request.get_full_path()})
+    return redirect(f"{reverse('dashboard:confirm_password')}?{query}")

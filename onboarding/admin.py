@@ -8,10 +8,12 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
+from dashboard.access import deny
+from dashboard.stepup import stepup_is_fresh, stepup_redirect
 from onboarding.crypto import DecryptionError
 from onboarding.models import (
     AuditEvent,
@@ -191,6 +193,22 @@ class OnboardingPackageAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # history is kept; an integration is deleted as a whole by a superuser
+
+    def changeform_view(self, request: HttpRequest, object_id: str | None = None,
+                        form_url: str = "", extra_context: Any = None) -> HttpResponse:
+        # Production edits: a refused POST is audited; an allowed one needs a fresh step-up.
+        obj = self.get_object(request, object_id) if object_id else None
+        environment = obj.environment if obj else request.POST.get("environment")
+        if environment == Environment.PRODUCTION:
+            integration = obj.integration if obj else None
+            if not can(user=request.user, action=Role.EDIT, environment=environment,
+                       integration=integration):
+                if request.method == "POST":
+                    raise deny(request, action=Role.EDIT, environment=environment,
+                               integration=integration, target=str(obj.uuid) if obj else "")
+            elif not stepup_is_fresh(request):
+                return stepup_redirect(request)
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request: HttpRequest, obj: OnboardingPackage, form: Any,
                    change: bool) -> None:

@@ -1,4 +1,4 @@
-"""Sign-in events reach the audit log only through Django's and django-axes' signals; the
+"""Sign-in, permission and group-membership events reach the audit log through signals; the
 receivers stay thin and hand over to the audit service."""
 
 from __future__ import annotations
@@ -6,11 +6,19 @@ from __future__ import annotations
 from typing import Any
 
 from axes.signals import user_locked_out
+from django.contrib.auth.models import Group, User
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db import transaction
+from django.db.models.signals import m2m_changed, post_save, pre_save
 from django.dispatch import receiver
 
-from onboarding.services.audit import AuditAction, RequestMeta, audit_record
+from onboarding.services.audit import (
+    AuditAction,
+    RequestMeta,
+    audit_membership_change,
+    audit_record,
+    audit_superuser_change,
+)
 
 
 @receiver(user_logged_in)
@@ -37,3 +45,46 @@ def audit_lockout(sender: Any, request: Any = None, username: str | None = None,
                   ip_address: str | None = None, **kwargs: Any) -> None:
     audit_record(action=AuditAction.LOCKOUT, meta=RequestMeta.from_request(request),
                  target=(username or "")[:150])
+
+
+# Permission and group-membership changes: whatever makes them (admin, shell, a migration of
+# data), the m2m signals see them all.
+@receiver(m2m_changed, sender=User.groups.through)
+def audit_group_membership(sender: Any, instance: Any, action: str, model: type,
+                           pk_set: set[int] | None, **kwargs: Any) -> None:
+    audit_membership_change(kind="groups", instance=instance, action=action, model=model,
+                            pk_set=pk_set)
+
+
+@receiver(m2m_changed, sender=User.user_permissions.through)
+def audit_user_permissions(sender: Any, instance: Any, action: str, model: type,
+                           pk_set: set[int] | None, **kwargs: Any) -> None:
+    audit_membership_change(kind="user_permissions", instance=instance, action=action,
+                            model=model, pk_set=pk_set)
+
+
+@receiver(m2m_changed, sender=Group.permissions.through)
+def audit_group_permissions(sender: Any, instance: Any, action: str, model: type,
+                            pk_set: set[int] | None, **kwargs: Any) -> None:
+    audit_membership_change(kind="group_permissions", instance=instance, action=action,
+                            model=model, pk_set=pk_set)
+
+
+@receiver(pre_save, sender=User)
+def remember_superuser_flag(sender: Any, instance: Any, update_fields: Any = None,
+                            **kwargs: Any) -> None:
+    # Only the flag's old value is read here; the decision to audit is the service's.
+    if update_fields is not None and "is_superuser" not in update_fields:
+        instance._aislekeys_was_superuser = instance.is_superuser
+    elif instance.pk is None:
+        instance._aislekeys_was_superuser = None
+    else:
+        instance._aislekeys_was_superuser = (
+            User.objects.filter(pk=instance.pk).values_list("is_superuser", flat=True).first()
+        )
+
+
+@receiver(post_save, sender=User)
+def audit_superuser_flag(sender: Any, instance: Any, **kwargs: Any) -> None:
+    audit_superuser_change(user=instance,
+                           was_superuser=getattr(instance, "_aislekeys_was_superuser", None))

@@ -13,6 +13,8 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -184,3 +186,151 @@ def audit_verify() -> AuditVerdict:
     if head is not None and last is not None and head.last_hmac != last.hmac:
         return AuditVerdict(False, checked, last.id, "the newest event was replaced")
     return AuditVerdict(True, checked)
+
+
+# --- Reading and exporting the log ----------------------------------------------------------
+
+EXPORT_FIELDS = ["seq", "at", "actor_id", "actor_name", "ip", "user_agent", "action",
+                 "integration_uuid", "integration_name", "environment", "target", "details",
+                 "prev_hmac", "hmac"]
+
+
+def audit_event_row(event: AuditEvent) -> dict[str, Any]:
+    """One event as plain values (the HMAC included, so an export can be checked later)."""
+    row = {name: getattr(event, name) for name in EXPORT_FIELDS}
+    row["at"] = event.at.isoformat()
+    row["integration_uuid"] = str(event.integration_uuid) if event.integration_uuid else None
+    return row
+
+
+def audit_search(*, actor: str = "", action: str = "", environment: str = "",
+                 integration: str = "", since: Any = None, until: Any = None
+                 ) -> models.QuerySet[AuditEvent]:
+    """Events newest first, narrowed by actor name, action, environment, integration name or
+    slug, and an inclusive date range (dates in the site's time zone)."""
+    events = AuditEvent.objects.order_by("-seq")
+    if actor:
+        events = events.filter(actor_name__iexact=actor.strip())
+    if action:
+        events = events.filter(action=action)
+    if environment:
+        events = events.filter(environment=environment)
+    if integration:
+        found = Integration.objects.filter(
+            models.Q(name__iexact=integration) | models.Q(slug__iexact=integration)
+        ).values_list("uuid", flat=True)
+        events = events.filter(
+            models.Q(integration_name__iexact=integration.strip())
+            | models.Q(integration_uuid__in=list(found))
+        )
+    if since:
+        events = events.filter(at__date__gte=since)
+    if until:
+        events = events.filter(at__date__lte=until)
+    return events
+
+
+# --- Permission and group-membership changes (called by thin signal receivers) ----------------
+
+# Signals carry no request: whoever makes such changes on behalf of a user (the admin) says who
+# is acting for the length of the request, so the events name them instead of "system".
+_ACTING: ContextVar[tuple[Any, RequestMeta] | None] = ContextVar("aislekeys_acting", default=None)
+
+
+@contextmanager
+def audit_acting(*, actor: Any, meta: RequestMeta | None = None) -> Iterator[None]:
+    token = _ACTING.set((actor, meta or RequestMeta()))
+    try:
+        yield
+    finally:
+        _ACTING.reset(token)
+
+
+def _record_acting(**kwargs: Any) -> None:
+    actor, meta = _ACTING.get() or (None, None)
+    audit_record(actor=actor, meta=meta, **kwargs)
+
+
+def _is_production_permission(codename: str) -> bool:
+    return codename.endswith("_production")
+
+
+def audit_membership_change(*, kind: str, instance: Any, action: str, model: type,
+                            pk_set: set[int] | None) -> None:
+    """Record an m2m change of User.groups, User.user_permissions or Group.permissions.
+
+    `kind` is "groups", "user_permissions" or "group_permissions"; `instance` is the side the
+    change was made from (either side works: the event lists both).
+    """
+    if action == "pre_clear":
+        # The cleared rows are gone by post_clear: remember them now.
+        manager = _m2m_manager(kind, instance, model)
+        instance._aislekeys_cleared = set(manager.values_list("pk", flat=True))
+        return
+    if action == "post_clear":
+        pk_set = getattr(instance, "_aislekeys_cleared", set())
+    elif action not in ("post_add", "post_remove"):
+        return
+    if not pk_set:
+        return
+    others = list(model._default_manager.filter(pk__in=pk_set))
+    names = sorted(_label(o) for o in others)
+    details: dict[str, Any] = {
+        "change": "removed" if action in ("post_remove", "post_clear") else "added"
+    }
+    if kind == "groups":
+        if _is_user(instance):
+            details.update(user=_label(instance), groups=names)
+            groups = others
+        else:
+            details.update(group=_label(instance), users=names)
+            groups = [instance]
+        production = any(
+            _is_production_permission(codename)
+            for g in groups for codename in g.permissions.values_list("codename", flat=True)
+        )
+        audit_action = AuditAction.GROUP_CHANGE
+    else:
+        if hasattr(instance, "codename"):  # changed from the permission's side
+            details.update(permission=_label(instance), holders=names)
+            production = _is_production_permission(instance.codename)
+        else:
+            details.update({"user" if _is_user(instance) else "group": _label(instance),
+                            "permissions": names})
+            production = any(_is_production_permission(o.codename) for o in others)
+        audit_action = AuditAction.PERMISSION_CHANGE
+    _record_acting(action=audit_action, environment="production" if production else "",
+                   target=_label(instance)[:200], details=details)
+
+
+def _is_user(obj: Any) -> bool:
+    return hasattr(obj, "get_username")
+
+
+def _label(obj: Any) -> str:
+    if hasattr(obj, "codename"):
+        return f"{obj.content_type.app_label}.{obj.codename}"
+    if hasattr(obj, "get_username"):
+        return obj.get_username()
+    return str(getattr(obj, "name", obj))
+
+
+def _m2m_manager(kind: str, instance: Any, model: type) -> Any:
+    if kind == "groups":
+        return instance.groups if hasattr(instance, "get_username") else instance.user_set
+    if hasattr(instance, "codename"):
+        return instance.user_set if kind == "user_permissions" else instance.group_set
+    return instance.user_permissions if kind == "user_permissions" else instance.permissions
+
+
+def audit_superuser_change(*, user: Any, was_superuser: bool | None) -> None:
+    """A user became or stopped being a superuser (None: a new account)."""
+    if was_superuser is None and not user.is_superuser:
+        return
+    if was_superuser is not None and was_superuser == user.is_superuser:
+        return
+    _record_acting(action=AuditAction.PERMISSION_CHANGE, environment="production",
+                   target=user.get_username(),
+                   details={"user": user.get_username(),
+                            "change": "added" if user.is_superuser else "removed",
+                            "permissions": ["superuser"]})

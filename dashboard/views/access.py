@@ -1,0 +1,122 @@
+"""Who has Production access (page and CSV), and granting / revoking time-bound access."""
+
+from __future__ import annotations
+
+import csv
+from uuid import UUID
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from dashboard.access import require_oversight
+from dashboard.stepup import stepup_confirm, stepup_is_fresh
+from onboarding.models import AccessGrant, Integration, Role
+from onboarding.services.access_report import REPORT_COLUMNS, access_report
+from onboarding.services.audit import RequestMeta
+from onboarding.services.grants import (
+    GrantError,
+    grant_create,
+    grant_may_create,
+    grant_may_revoke,
+    grant_revoke,
+)
+
+REPORT_PERMISSION = "onboarding.view_access_report"
+
+
+@require_GET
+def access_page(request: HttpRequest) -> HttpResponse:
+    require_oversight(request, permission=REPORT_PERMISSION)
+    return render(request, "dashboard/access_report.html", {
+        "rows": access_report(),
+        "may_grant": grant_may_create(user=request.user),
+        "may_revoke": grant_may_revoke(user=request.user),
+        "stepup_fresh": stepup_is_fresh(request),
+    })
+
+
+@require_GET
+def access_csv(request: HttpRequest) -> HttpResponse:
+    require_oversight(request, permission=REPORT_PERMISSION)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="production-access.csv"'
+    writer = csv.DictWriter(response, fieldnames=REPORT_COLUMNS)
+    writer.writeheader()
+    writer.writerows(row.as_dict() for row in access_report())
+    return response
+
+
+class GrantForm(forms.Form):
+    user = forms.ModelChoiceField(
+        queryset=get_user_model().objects.filter(is_active=True).order_by("username"),
+        to_field_name="username")
+    role = forms.ChoiceField(choices=Role.choices)
+    integration = forms.ModelChoiceField(queryset=Integration.objects.order_by("name"),
+                                         required=False, empty_label="All integrations")
+    valid_until = forms.DateTimeField(
+        label="Until", help_text="e.g. 2026-12-31 18:00 (the site's time zone)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+    confirm_password = forms.CharField(required=False, strip=False,
+                                       widget=forms.PasswordInput, label="Your password")
+
+
+def _managers_only(request: HttpRequest, allowed: bool) -> None:
+    if allowed:
+        return
+    require_oversight(request, permission=REPORT_PERMISSION)  # 404 for outsiders
+    raise PermissionDenied("Only superusers and grant managers may change Production access.")
+
+
+@require_http_methods(["GET", "POST"])
+@sensitive_post_parameters("confirm_password")
+def grant_new(request: HttpRequest) -> HttpResponse:
+    _managers_only(request, grant_may_create(user=request.user))
+    form = GrantForm(request.POST or None)
+    error = ""
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        if not stepup_confirm(request, password=data["confirm_password"] or None):
+            error = "Confirm your password to grant access."
+        else:
+            try:
+                grant = grant_create(user=data["user"], role=data["role"],
+                                     valid_until=data["valid_until"], reason=data["reason"],
+                                     granted_by=request.user, integration=data["integration"],
+                                     meta=RequestMeta.from_request(request))
+            except GrantError as exc:
+                error = str(exc)
+            else:
+                messages.success(request, f"Granted {grant.role} to {grant.user} as grant "
+                                          f"#{grant.pk}.")
+                return redirect("dashboard:access")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "dashboard/grant_form.html", {
+        "form": form, "error": error, "stepup_fresh": stepup_is_fresh(request),
+    }, status=status)
+
+
+@require_POST
+@sensitive_post_parameters("confirm_password")
+def grant_end(request: HttpRequest, uuid: UUID) -> HttpResponse:
+    _managers_only(request, grant_may_revoke(user=request.user))
+    grant = get_object_or_404(AccessGrant.objects.select_related("user", "integration"),
+                              uuid=uuid)
+    if not stepup_confirm(request, password=request.POST.get("confirm_password") or None):
+        messages.error(request, "Confirm your password to revoke a grant.")
+        return redirect("dashboard:access")
+    try:
+        grant_revoke(grant=grant, revoked_by=request.user,
+                     meta=RequestMeta.from_request(request))
+    except GrantError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Revoked grant #{grant.pk} of {grant.user}.")
+    return redirect("dashboard:access")
+

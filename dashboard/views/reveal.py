@@ -1,0 +1,126 @@
+"""Reveal a credential, copy the live token, download a Postman environment.
+
+All three are POST actions behind the reveal role and a fresh password confirmation. The value
+appears only in the response to that POST (never cached); the audit event is written first.
+"""
+
+from __future__ import annotations
+
+import json
+from uuid import UUID
+
+from django import forms
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_GET, require_POST
+
+from dashboard.access import package_for
+from dashboard.stepup import stepup_confirm, stepup_is_fresh
+from onboarding.models import OnboardingPackage, Role
+from onboarding.services.audit import RequestMeta
+from onboarding.services.reveal import (
+    FIELD_LABELS,
+    RevealError,
+    live_check,
+    postman_environment,
+    postman_filename,
+    secret_reveal,
+    token_copy,
+)
+
+AUDIT_DOWN = "The audit log could not be written, so nothing was revealed. Try again later."
+
+
+class StepUpForm(forms.Form):
+    confirm_password = forms.CharField(required=False, strip=False, widget=forms.PasswordInput,
+                                       label="Your password")
+
+
+class RevealForm(StepUpForm):
+    field = forms.ChoiceField(choices=list(FIELD_LABELS.items()))
+
+
+def _page(request: HttpRequest, package: OnboardingPackage, *, error: str = "",
+          status: int = 200) -> HttpResponse:
+    return render(request, "dashboard/reveal.html", {
+        "package": package, "fields": FIELD_LABELS.items(), "error": error,
+        "stepup_fresh": stepup_is_fresh(request), "live_check": live_check(package=package),
+    }, status=status)
+
+
+def _no_store(response: HttpResponse) -> HttpResponse:
+    response["Cache-Control"] = "no-store, private"
+    response["Pragma"] = "no-cache"
+    return response
+
+
+def _confirmed(request: HttpRequest, form: forms.Form) -> bool:
+    return form.is_valid() and stepup_confirm(
+        request, password=form.cleaned_data.get("confirm_password") or None)
+
+
+@require_GET
+def reveal_page(request: HttpRequest, uuid: UUID) -> HttpResponse:
+    return _page(request, package_for(request, uuid=uuid, action=Role.REVEAL))
+
+
+@require_POST
+@sensitive_post_parameters("confirm_password")
+def reveal_secret(request: HttpRequest, uuid: UUID) -> HttpResponse:
+    package = package_for(request, uuid=uuid, action=Role.REVEAL)
+    form = RevealForm(request.POST)
+    if not _confirmed(request, form):
+        return _page(request, package, status=403,
+                     error="Confirm your password (and choose a field) to reveal a value.")
+    name = form.cleaned_data["field"]
+    try:
+        value = secret_reveal(package=package, field_name=name, actor=request.user,
+                              meta=RequestMeta.from_request(request))
+    except RevealError as exc:
+        return _page(request, package, error=str(exc), status=409)
+    except DatabaseError:
+        return _page(request, package, error=AUDIT_DOWN, status=503)
+    return _no_store(render(request, "dashboard/reveal_value.html", {
+        "package": package, "label": FIELD_LABELS[name], "value": value,
+    }))
+
+
+@require_POST
+@sensitive_post_parameters("confirm_password")
+def reveal_token(request: HttpRequest, uuid: UUID) -> HttpResponse:
+    package = package_for(request, uuid=uuid, action=Role.REVEAL)
+    if not _confirmed(request, StepUpForm(request.POST)):
+        return _page(request, package, status=403,
+                     error="Confirm your password to copy the token.")
+    try:
+        live = token_copy(package=package, actor=request.user,
+                          meta=RequestMeta.from_request(request))
+    except RevealError as exc:
+        return _page(request, package, error=str(exc), status=409)
+    except DatabaseError:
+        return _page(request, package, error=AUDIT_DOWN, status=503)
+    return _no_store(render(request, "dashboard/reveal_value.html", {
+        "package": package, "label": "Access token", "value": live.token,
+        "expires_at": live.expires_at,
+    }))
+
+
+@require_POST
+@sensitive_post_parameters("confirm_password")
+def postman_export(request: HttpRequest, uuid: UUID) -> HttpResponse:
+    package = package_for(request, uuid=uuid, action=Role.REVEAL)
+    if not _confirmed(request, StepUpForm(request.POST)):
+        return _page(request, package, status=403,
+                     error="Confirm your password to download the Postman environment.")
+    try:
+        body = postman_environment(package=package, actor=request.user,
+                                   meta=RequestMeta.from_request(request))
+    except RevealError as exc:
+        return _page(request, package, error=str(exc), status=409)
+    except DatabaseError:
+        return _page(request, package, error=AUDIT_DOWN, status=503)
+    response = HttpResponse(json.dumps(body, indent=2), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="{postman_filename(package=package)}"'
+    return _no_store(response)

@@ -1,0 +1,167 @@
+"""Who has Production access, and how: built by asking `roles()` about every user.
+
+The report never re-derives access on its own: the roles shown are exactly what `can()` answers
+(a property test holds the two equal). The sources ("superuser", "group X", "permission",
+"grant #N until T") only explain where those roles come from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import Max
+from django.utils import timezone
+
+from onboarding.models import AccessGrant, AuditEvent, Environment, Integration, Role
+from onboarding.services.access import PERMISSION_ROLES, active_grants, permission_codename, roles
+from onboarding.services.audit import AuditAction
+
+PRODUCTION = Environment.PRODUCTION
+ROLE_ORDER = {str(role): n for n, role in enumerate(Role)}
+_CODENAMES = {
+    permission_codename(role=role, environment=PRODUCTION): str(role)
+    for role in PERMISSION_ROLES[PRODUCTION]
+}
+
+
+def sorted_roles(values: Any) -> list[str]:
+    return sorted(values, key=lambda r: ROLE_ORDER.get(r, 99))
+
+
+@dataclass(frozen=True)
+class AccessSource:
+    """One reason a user holds Production roles."""
+
+    kind: str  # superuser | group | permission | grant
+    label: str
+    roles: tuple[str, ...]
+    integration: str = "all integrations"
+    granted_by: str = ""
+    granted_at: datetime | None = None
+    valid_until: datetime | None = None
+    grant: AccessGrant | None = None
+
+
+@dataclass
+class AccessRow:
+    user_id: int
+    username: str
+    everywhere: set[str]  # roles on every integration
+    by_integration: dict[Integration, set[str]] = field(default_factory=dict)
+    sources: list[AccessSource] = field(default_factory=list)
+    last_action: AuditEvent | None = None
+
+    def roles_on(self, integration: Integration | None) -> set[str]:
+        """The Production roles on one integration (None: those that hold on all of them)."""
+        if integration is None:
+            return set(self.everywhere)
+        return set(self.by_integration.get(integration, self.everywhere))
+
+    @property
+    def everywhere_sorted(self) -> list[str]:
+        return sorted_roles(self.everywhere)
+
+    @property
+    def scoped(self) -> list[tuple[Integration, list[str]]]:
+        return [(i, sorted_roles(r))
+                for i, r in sorted(self.by_integration.items(), key=lambda kv: kv[0].name)]
+
+    @property
+    def all_roles(self) -> set[str]:
+        found = set(self.everywhere)
+        for held in self.by_integration.values():
+            found |= held
+        return found
+
+    def as_dict(self) -> dict[str, Any]:
+        """A flat, export-friendly view (CSV, JSON): names and times, never secrets."""
+        last = self.last_action
+        return {
+            "user": self.username,
+            "roles": " ".join(sorted_roles(self.everywhere)),
+            "integration_roles": "; ".join(
+                f"{i.name}: {' '.join(sorted_roles(r))}"
+                for i, r in sorted(self.by_integration.items(), key=lambda kv: kv[0].name)
+            ),
+            "how": "; ".join(s.label for s in self.sources),
+            "granted_by": "; ".join(sorted({s.granted_by for s in self.sources if s.granted_by})),
+            "granted_at": "; ".join(s.granted_at.isoformat() for s in self.sources
+                                    if s.granted_at),
+            "last_production_action": last.action if last else "",
+            "last_production_action_at": last.at.isoformat() if last else "",
+        }
+
+
+def _sources(user: Any, grants: list[Any]) -> list[AccessSource]:
+    found: list[AccessSource] = []
+    if user.is_superuser:
+        found.append(AccessSource("superuser", "superuser",
+                                  tuple(str(r) for r in PERMISSION_ROLES[PRODUCTION])))
+    for group in sorted(user.groups.all(), key=lambda g: g.name):
+        held = {_CODENAMES[p.codename] for p in group.permissions.all()
+                if p.content_type.app_label == "onboarding" and p.codename in _CODENAMES}
+        if held:
+            found.append(AccessSource("group", f"group {group.name}",
+                                      tuple(sorted_roles(held))))
+    direct = {_CODENAMES[p.codename] for p in user.user_permissions.all()
+              if p.content_type.app_label == "onboarding" and p.codename in _CODENAMES}
+    if direct:
+        found.append(AccessSource("permission", "permission", tuple(sorted_roles(direct))))
+    for grant in sorted(grants, key=lambda g: g.pk):
+        until = timezone.localtime(grant.valid_until).strftime("%Y-%m-%d %H:%M %Z")
+        found.append(AccessSource(
+            "grant", f"grant #{grant.pk} until {until}", (grant.role,),
+            integration=grant.integration.name if grant.integration_id else "all integrations",
+            granted_by=grant.granted_by.get_username() if grant.granted_by_id else "",
+            granted_at=grant.granted_at, valid_until=grant.valid_until, grant=grant,
+        ))
+    return found
+
+
+def _last_actions(user_ids: list[int]) -> dict[int, AuditEvent]:
+    newest = (
+        AuditEvent.objects.filter(environment=PRODUCTION, actor_id__in=user_ids)
+        .exclude(action=AuditAction.DENIED)
+        .values("actor_id").annotate(last_seq=Max("seq"))
+    )
+    seqs = [row["last_seq"] for row in newest]
+    return {e.actor_id: e for e in AuditEvent.objects.filter(seq__in=seqs)}
+
+
+def access_report() -> list[AccessRow]:
+    """Every user for whom `can()` allows some Production action, by user name."""
+    users = (
+        get_user_model().objects.filter(is_active=True).order_by("username")
+        .prefetch_related("groups__permissions__content_type",
+                          "user_permissions__content_type")
+    )
+    rows: list[AccessRow] = []
+    for user in users:
+        everywhere = roles(user=user, environment=PRODUCTION)
+        grants = active_grants(user=user)
+        scoped = {g.integration_id for g in grants if g.integration_id is not None}
+        by_integration = {}
+        for integration in Integration.objects.filter(pk__in=scoped):
+            held = roles(user=user, environment=PRODUCTION, integration=integration)
+            if held != everywhere:
+                by_integration[integration] = held
+        if not everywhere and not by_integration:
+            continue
+        grant_rows = list(
+            AccessGrant.objects.filter(pk__in=[g.pk for g in grants])
+            .select_related("integration", "granted_by")
+        ) if grants else []
+        rows.append(AccessRow(user_id=user.pk, username=user.get_username(),
+                              everywhere=everywhere, by_integration=by_integration,
+                              sources=_sources(user, grant_rows)))
+    last = _last_actions([row.user_id for row in rows])
+    for row in rows:
+        row.last_action = last.get(row.user_id)
+    return rows
+
+
+REPORT_COLUMNS = ["user", "roles", "integration_roles", "how", "granted_by", "granted_at",
+                  "last_production_action", "last_production_action_at"]

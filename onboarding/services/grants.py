@@ -1,0 +1,139 @@
+"""Time-bound Production grants: create and revoke, each audited in the same transaction.
+
+Who may manage grants: superusers, and users holding Django's own model permissions on
+AccessGrant: `onboarding.add_accessgrant` to grant, `onboarding.change_accessgrant` to revoke
+(give both to a "grant managers" group). Nobody grants to themselves: a grant is a second
+person's decision, so a manager cannot widen their own Production access.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from onboarding.models import AccessGrant, Environment, Integration, Role
+from onboarding.services.audit import AuditAction, RequestMeta, audit_record
+
+GRANT_PERMISSION = "onboarding.add_accessgrant"
+REVOKE_PERMISSION = "onboarding.change_accessgrant"
+
+
+class GrantError(Exception):
+    """A grant change that cannot go ahead; the message is one plain sentence."""
+
+
+def _may(user: Any, permission: str) -> bool:
+    return bool(user is not None and user.is_authenticated and user.is_active
+                and (user.is_superuser or user.has_perm(permission)))
+
+
+def grant_may_create(*, user: Any) -> bool:
+    return _may(user, GRANT_PERMISSION)
+
+
+def grant_may_revoke(*, user: Any) -> bool:
+    return _may(user, REVOKE_PERMISSION)
+
+
+def _denied(*, actor: Any, meta: RequestMeta | None, attempted: str,
+            integration: Integration | None, target: str) -> None:
+    # A refused grant change is a denied Production attempt: it goes into the log as well.
+    with transaction.atomic():
+        audit_record(action=AuditAction.DENIED, actor=actor, meta=meta, integration=integration,
+                     environment=Environment.PRODUCTION, target=target,
+                     details={"attempted": attempted})
+
+
+def grant_create(
+    *,
+    user: Any,
+    role: Role | str,
+    valid_until: datetime,
+    reason: str,
+    granted_by: Any,
+    integration: Integration | None = None,
+    meta: RequestMeta | None = None,
+) -> AccessGrant:
+    """Give `user` one Production role until `valid_until`, on one integration or all."""
+    if not grant_may_create(user=granted_by):
+        _denied(actor=granted_by, meta=meta, attempted="grant", integration=integration,
+                target=getattr(user, "username", ""))
+        raise GrantError("You may not grant Production access (it needs a superuser or the "
+                         f"{GRANT_PERMISSION} permission).")
+    if role not in Role.values:
+        raise GrantError(f"Unknown role '{role}'; choose one of {', '.join(Role.values)}.")
+    if not (reason or "").strip():
+        raise GrantError("Give a reason for the grant.")
+    if timezone.is_naive(valid_until):
+        valid_until = timezone.make_aware(valid_until)
+    if valid_until <= timezone.now():
+        raise GrantError("The grant must end in the future.")
+    if user.pk == granted_by.pk:
+        raise GrantError("You cannot grant Production access to yourself; ask another manager.")
+    if not user.is_active:
+        raise GrantError(f"The account '{user.get_username()}' is deactivated.")
+    with transaction.atomic():
+        grant = AccessGrant.objects.create(
+            user=user, role=Role(role), integration=integration, valid_until=valid_until,
+            reason=reason.strip(), granted_by=granted_by,
+        )
+        audit_record(
+            action=AuditAction.GRANT, actor=granted_by, meta=meta, integration=integration,
+            environment=Environment.PRODUCTION, target=f"grant #{grant.pk}",
+            details={"grant": grant.pk, "user": user.get_username(), "user_id": user.pk,
+                     "role": str(role), "valid_until": valid_until,
+                     "scope": integration.name if integration else "all integrations",
+                     "reason": grant.reason},
+        )
+    return grant
+
+
+def grant_revoke(*, grant: AccessGrant, revoked_by: Any,
+                 meta: RequestMeta | None = None) -> AccessGrant:
+    """End a grant now. Revoking an ended grant is refused, so the log never shows it twice."""
+    if not grant_may_revoke(user=revoked_by):
+        _denied(actor=revoked_by, meta=meta, attempted="revoke", integration=grant.integration,
+                target=f"grant #{grant.pk}")
+        raise GrantError("You may not revoke Production access (it needs a superuser or the "
+                         f"{REVOKE_PERMISSION} permission).")
+    now = timezone.now()
+    with transaction.atomic():
+        # Conditional update: two revokers racing end the grant once.
+        ended = AccessGrant.objects.filter(pk=grant.pk, revoked_at__isnull=True).update(
+            revoked_at=now, revoked_by=revoked_by
+        )
+        if not ended:
+            raise GrantError(f"Grant #{grant.pk} was already revoked.")
+        audit_record(
+            action=AuditAction.REVOKE, actor=revoked_by, meta=meta,
+            integration=grant.integration, environment=Environment.PRODUCTION,
+            target=f"grant #{grant.pk}",
+            details={"grant": grant.pk, "user": grant.user.get_username(),
+                     "user_id": grant.user_id, "role": grant.role,
+                     "was_valid_until": grant.valid_until,
+                     "expired_already": grant.valid_until <= now},
+        )
+    grant.refresh_from_db()
+    return grant
+
+
+def grant_find(*, ident: str) -> AccessGrant:
+    """A grant by its number or UUID; raises AccessGrant.DoesNotExist."""
+    ident = ident.strip().lstrip("#")
+    if ident.isdigit():
+        return AccessGrant.objects.select_related("user", "integration").get(pk=int(ident))
+    try:
+        key = uuid.UUID(ident)
+    except ValueError:
+        raise AccessGrant.DoesNotExist(f"no grant {ident}") from None
+    return AccessGrant.objects.select_related("user", "integration").get(uuid=key)
+
+
+def user_find(*, username: str) -> Any:
+    """The user so named; raises the user model's DoesNotExist."""
+    return get_user_model().objects.get(username=username)
