@@ -4,7 +4,7 @@ from django.urls import path
 
 from dashboard.views import access as access_views
 from dashboard.views import audit as audit_views
-from dashboard.views import checks, integrations, overview
+from dashboard.views import checks, integrations, overview, package_form
 from dashboard.views import reveal as reveal_views
 from dashboard.views import stepup as stepup_views
 
@@ -12,6 +12,14 @@ app_name = "dashboard"
 
 urlpatterns = [
     path("", overview.overview, name="overview"),
+    # The lead's package form (issue 6): Save and "Save and check" are separate actions.
+    path("integrations/new/", package_form.integration_new, name="integration_new"),
+    path("integrations/new/check/", package_form.integration_new_check,
+         name="integration_new_check"),
+    path("integrations/<uuid:uuid>/packages/<str:environment>/edit/", package_form.package_edit,
+         name="package_edit"),
+    path("integrations/<uuid:uuid>/packages/<str:environment>/edit/check/",
+         package_form.package_edit_check, name="package_edit_check"),
     # Access, audit, reveal and step-up (issue 5).
     path("accounts/confirm/", stepup_views.confirm_password, name="confirm_password"),
     path("access/", access_views.access_page, name="access"),

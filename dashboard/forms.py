@@ -1,0 +1,202 @@
+"""Dashboard forms. The package form is the lead's way to enter an onboarding package.
+
+Secrets are write-only: the client secret and the password are PasswordInputs that never render
+a value back, and the paste box never renders its text back (it holds the same secrets). When a
+version exists, a field left blank keeps its current value; the form says "set" / "not set" for
+secrets and shows the client ID and user name masked.
+
+The "paste from onboarding e-mail" box is read on the server when the form is saved: values found
+in it fill the fields the lead left EMPTY, before validation, and `taken_from_paste` lists them so
+the page can say so. Typed values always win. There is no separate "fill from paste" round trip,
+because that would have to send the pasted secrets back to the browser in the page; instead
+static/js/paste.js fills the inputs in the browser the moment the lead pastes, so they see the
+result, and the server-side merge makes the form work the same without JavaScript.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.http import QueryDict
+from django.utils.text import slugify
+
+from onboarding.crypto import DecryptionError
+from onboarding.models import Environment, Integration, PackageVersion, ResponseFormat
+from onboarding.services.packages import UNREADABLE, PackageData, mask, package_validate
+from onboarding.services.paste import MAX_PASTE_CHARS, PasteError, paste_parse
+
+PASTE_FIELDS = ("client_id", "client_secret", "username", "password", "company_id", "location_id")
+# Every POST field that may hold a credential: hidden from Django's error reports.
+SENSITIVE_FIELDS = ("client_id", "client_secret", "username", "password", "paste",
+                    "confirm_password")
+
+
+class SecretTextarea(forms.Textarea):
+    """A textarea that never renders the submitted text back into the page."""
+
+    def format_value(self, value: Any) -> None:
+        return None
+
+
+class SecretInput(forms.PasswordInput):
+    def __init__(self) -> None:
+        super().__init__(render_value=False,
+                         attrs={"autocomplete": "new-password", "spellcheck": "false"})
+
+
+def _current(version: PackageVersion | None, name: str) -> tuple[str | None, bool]:
+    """(value, readable) of a version's field; (None, True) when there is no version."""
+    if version is None:
+        return None, True
+    try:
+        return getattr(version, name), True
+    except DecryptionError:
+        return None, False
+
+
+def _merge_paste(data: QueryDict) -> tuple[QueryDict, list[str], str | None, str | None]:
+    """Fill empty fields of a submitted form from its paste box.
+
+    Returns the new data, the names filled, a PasteError message and the environment the pasted
+    command was for (guessed from its host)."""
+    text = data.get("paste") or ""
+    if not text.strip():
+        return data, [], None, None
+    try:
+        pasted = paste_parse(text=text)
+    except PasteError as exc:
+        return data, [], str(exc), None
+    merged = data.copy()
+    taken = []
+    for name, value in pasted.values().items():
+        if name in PASTE_FIELDS and not (merged.get(name) or "").strip():
+            merged[name] = value
+            taken.append(name)
+    return merged, taken, None, pasted.environment
+
+
+class PackageForm(forms.Form):
+    paste = forms.CharField(
+        label="Paste from the onboarding e-mail", required=False, strip=False,
+        max_length=MAX_PASTE_CHARS, widget=SecretTextarea(attrs={"rows": 5, "spellcheck": "false",
+                                     "data-paste-status": "paste-status"}),
+        help_text="The cURL example (curl -X POST … -d 'grant_type=password&client_id=…') or "
+                  "the Postman environment file. It fills the fields you leave empty; it is "
+                  "never stored or shown again.",
+    )
+    client_id = forms.CharField(label="Client ID", required=False, max_length=200,
+                                widget=forms.TextInput(attrs={"autocomplete": "off",
+                                                              "spellcheck": "false"}))
+    client_secret = forms.CharField(label="Client secret", required=False, strip=False,
+                                    max_length=500, widget=SecretInput())
+    username = forms.CharField(label="User name (the API user's e-mail)", required=False,
+                               max_length=254,
+                               widget=forms.EmailInput(attrs={"autocomplete": "off"}))
+    password = forms.CharField(label="Password", required=False, strip=False, max_length=500,
+                               widget=SecretInput())
+    company_id = forms.IntegerField(
+        label="Company ID", required=False,
+        error_messages={"invalid": "The company ID is a positive whole number."},
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
+        help_text="The company's entity id (a number), if the package names one.",
+    )
+    location_id = forms.CharField(label="Location ID", required=False, max_length=64)
+    response_format = forms.ChoiceField(label="Preferred response format",
+                                        choices=ResponseFormat.choices,
+                                        initial=ResponseFormat.JSON)
+    notes = forms.CharField(label="Notes", required=False, max_length=4000,
+                            widget=forms.Textarea(attrs={"rows": 3}))
+    confirm_password = forms.CharField(
+        label="Your Aisle Keys password", required=False, strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "current-password"}),
+        help_text="Production changes ask for your password again every few minutes.",
+    )
+
+    def __init__(self, data: QueryDict | None = None, *, current: PackageVersion | None = None,
+                 needs_stepup: bool = False, **kwargs: Any) -> None:
+        self.current = current
+        self.taken_from_paste: list[str] = []
+        self.paste_error: str | None = None
+        self.pasted_environment: str | None = None
+        if data is not None:
+            data, self.taken_from_paste, self.paste_error, self.pasted_environment = (
+                _merge_paste(data))
+        super().__init__(data, **kwargs)
+        if not needs_stepup:
+            del self.fields["confirm_password"]
+        if current is not None:
+            self._describe_current(current)
+
+    def _describe_current(self, current: PackageVersion) -> None:
+        self.initial.update({name: getattr(current, name)
+                             for name in ("company_id", "location_id", "response_format", "notes")})
+        for name in ("client_id", "username"):
+            value, readable = _current(current, name)
+            now = mask(value) if readable else UNREADABLE
+            self.fields[name].help_text = f"Now {now}. Leave empty to keep it."
+        for name in PackageVersion.SECRET_FIELDS:
+            value, readable = _current(current, name)
+            state = ("set" if value is not None else "not set") if readable else UNREADABLE
+            keep = "keep it" if value is not None else "leave it unset"
+            self.fields[name].help_text = f"Now {state}. Leave empty to {keep}."
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.paste_error:
+            self.add_error("paste", self.paste_error)
+        if not self.errors:
+            try:
+                package_validate(data=self.package_data())
+            except ValidationError as exc:
+                self.add_error(None, exc)
+        return cleaned
+
+    def package_data(self) -> PackageData:
+        """What to store: blanks keep the current version's values (secrets as None)."""
+        data = self.cleaned_data
+        kept = {}
+        for name in ("client_id", "username"):
+            value, _ = _current(self.current, name)
+            kept[name] = data.get(name) or (value or "")
+        return PackageData(
+            client_id=kept["client_id"],
+            username=kept["username"],
+            client_secret=data.get("client_secret") or None,
+            password=data.get("password") or None,
+            company_id=data.get("company_id"),
+            location_id=(data.get("location_id") or "").strip(),
+            response_format=data.get("response_format") or ResponseFormat.JSON,
+            notes=data.get("notes") or "",
+        )
+
+
+class NewIntegrationForm(PackageForm):
+    """A new integration with its first package, in one environment the user may edit."""
+
+    name = forms.CharField(label="Integration name", max_length=120,
+                           help_text="The system being connected, e.g. \"Acme POS\".")
+    environment = forms.ChoiceField(label="Environment", choices=Environment.choices)
+
+    field_order = ["name", "environment"]
+
+    def __init__(self, data: QueryDict | None = None, *, environments: list[Environment],
+                 **kwargs: Any) -> None:
+        super().__init__(data, **kwargs)
+        self.fields["environment"].choices = [(env.value, env.label) for env in environments]
+        if "confirm_password" in self.fields:
+            self.fields["confirm_password"].help_text = (
+                "Needed for Production only: Production changes ask for your password again "
+                "every few minutes.")
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        slug = slugify(name)
+        if not slug:
+            raise ValidationError("The name needs at least one letter or digit.")
+        if Integration.objects.filter(name__iexact=name).exists() or \
+                Integration.objects.filter(slug=slug).exists():
+            raise ValidationError("An integration with this name already exists: open it from "
+                                  "the overview to edit its packages.")
+        return name

@@ -1,0 +1,322 @@
+"""The lead's package form: /integrations/new/ and /integrations/<uuid>/packages/<env>/edit/,
+each with Save and "Save and check"; the paste box; secrets write-only; Production step-up."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Permission, User
+
+from onboarding.models import (
+    AuditEvent,
+    CheckTrigger,
+    ConnectivityCheck,
+    Environment,
+    Integration,
+    PackageVersion,
+)
+from onboarding.services.audit import AuditAction
+from onboarding.services.packages import package_current
+from onboarding.simulator import DEMO_ACCOUNT
+from tests.conftest import KNOWN_PASSWORD, KNOWN_SECRET, make_user
+from tests.test_paste import GUIDE_CURL
+
+USER_PASSWORD = "unused-in-tests-1234"
+NEW = "/integrations/new/"
+NEW_CHECK = "/integrations/new/check/"
+
+
+def edit_url(integration: Integration, environment: str = "sandbox", *, check: bool = False
+             ) -> str:
+    suffix = "check/" if check else ""
+    return f"/integrations/{integration.uuid}/packages/{environment}/edit/{suffix}"
+
+
+def new_post(**overrides: str) -> dict[str, str]:
+    data = {"name": "Shop Floor", "environment": "sandbox", "paste": "", "client_id": "",
+            "client_secret": "", "username": "", "password": "", "company_id": "",
+            "location_id": "", "response_format": "json", "notes": ""}
+    data.update(overrides)
+    return data
+
+
+def edit_post(**overrides: str) -> dict[str, str]:
+    data = new_post(**overrides)
+    data.pop("name"), data.pop("environment")
+    return data
+
+
+def assert_no_secret(content: bytes, *values: str) -> None:
+    for value in (KNOWN_SECRET, KNOWN_PASSWORD, DEMO_ACCOUNT.client_secret,
+                  DEMO_ACCOUNT.password, *values):
+        assert value.encode() not in content
+
+
+def messages_of(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]] if response.context else []
+
+
+# --- new integration ---------------------------------------------------------------------------
+
+def test_a_lead_adds_a_sandbox_package_by_pasting_the_guide_curl(client, lead):
+    client.force_login(lead)
+    response = client.post(NEW, new_post(paste=GUIDE_CURL), follow=True)
+    integration = Integration.objects.get(name="Shop Floor")
+    assert response.redirect_chain[-1][0] == f"/integrations/{integration.uuid}/"
+    version = package_current(integration=integration, environment=Environment.SANDBOX)
+    assert (version.client_id, version.client_secret, version.username, version.password) == (
+        DEMO_ACCOUNT.client_id, DEMO_ACCOUNT.client_secret, DEMO_ACCOUNT.username,
+        DEMO_ACCOUNT.password)
+    assert version.created_by == lead
+    text = " ".join(messages_of(response))
+    assert "Saved Sandbox version 1 of Shop Floor." in text
+    assert "Taken from the pasted text: client ID, client secret, user name and password." in text
+    assert_no_secret(response.content)
+
+
+def test_the_new_page_shows_labelled_fields_and_the_paste_box_for_a_lead(client, lead):
+    client.force_login(lead)
+    response = client.get(NEW)
+    assert response.status_code == 200
+    content = response.content.decode()
+    for label in ("Integration name", "Client ID", "Client secret", "User name",
+                  "Paste from the onboarding e-mail", "Save and check"):
+        assert label in content
+    assert 'type="password" name="client_secret"' in content
+    assert "js/paste.js" in content
+    # A lead may edit Sandbox only, so Production is not offered and no password is asked.
+    assert 'value="production"' not in content
+    assert 'name="confirm_password"' not in content
+
+
+def test_save_and_check_stores_and_runs_the_check_against_the_simulator(client, lead,
+                                                                        sandbox_simulator):
+    client.force_login(lead)
+    response = client.post(NEW_CHECK, new_post(paste=GUIDE_CURL), follow=True)
+    check = ConnectivityCheck.objects.get()
+    assert check.trigger == CheckTrigger.SAVE
+    assert check.outcome == "ok"
+    assert check.requested_by == lead
+    assert any(m.startswith("Sandbox check: ok.") for m in messages_of(response))
+    assert sandbox_simulator.token_requests == 1
+
+
+def test_save_and_check_with_a_wrong_password_says_so_in_plain_words(client, lead,
+                                                                     sandbox_simulator):
+    client.force_login(lead)
+    response = client.post(NEW_CHECK, new_post(
+        client_id=DEMO_ACCOUNT.client_id, client_secret=DEMO_ACCOUNT.client_secret,
+        username=DEMO_ACCOUNT.username, password="not-the-password"), follow=True)
+    check = ConnectivityCheck.objects.get()
+    assert check.outcome == "invalid_credentials"
+    message = next(m for m in messages_of(response) if m.startswith("Sandbox check:"))
+    assert check.message in message
+    assert "not-the-password" not in response.content.decode()
+
+
+def test_save_and_check_without_every_credential_saves_and_says_what_is_missing(client, lead,
+                                                                                sandbox_simulator):
+    client.force_login(lead)
+    response = client.post(NEW_CHECK, new_post(client_id="cid", username="a@b.example"),
+                           follow=True)
+    assert PackageVersion.objects.count() == 1
+    assert not ConnectivityCheck.objects.exists()
+    assert any(m.startswith("No check was run:") for m in messages_of(response))
+
+
+def test_an_e_mail_that_is_not_one_is_explained_next_to_the_field_and_nothing_is_saved(client,
+                                                                                      lead):
+    client.force_login(lead)
+    events = AuditEvent.objects.count()
+    response = client.post(NEW, new_post(client_id="cid", username="not-an-email",
+                                         client_secret="typed-secret-value"))
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "The user name must be the API user&#x27;s e-mail address." in content
+    assert 'id="id_username_error"' in content
+    assert "Nothing was saved" in content
+    assert not Integration.objects.exists()
+    assert AuditEvent.objects.count() == events
+    # The typed secret is not sent back; the page asks for it again instead.
+    assert "typed-secret-value" not in content
+    assert "Enter it again: secrets are never sent back to the page." in content
+
+
+def test_an_empty_client_id_is_explained_next_to_the_field(client, lead):
+    client.force_login(lead)
+    response = client.post(NEW, new_post(username="api@acme.example"))
+    assert "Enter the client ID from the onboarding package." in response.content.decode()
+    assert not PackageVersion.objects.exists()
+
+
+def test_a_paste_that_cannot_be_read_says_what_to_paste_and_saves_nothing(client, lead):
+    client.force_login(lead)
+    response = client.post(NEW, new_post(paste="curl -d 'client_secret=Hidden123"))
+    content = response.content.decode()
+    assert "A quote in the pasted command is not closed" in content
+    assert "Hidden123" not in content
+    assert not Integration.objects.exists()
+
+
+def test_typed_values_win_over_the_paste(client, lead):
+    client.force_login(lead)
+    client.post(NEW, new_post(paste=GUIDE_CURL, client_id="typed-client"))
+    version = PackageVersion.objects.get()
+    assert version.client_id == "typed-client"
+    assert version.client_secret == DEMO_ACCOUNT.client_secret
+
+
+def test_a_second_integration_with_the_same_name_is_refused(client, lead, integration):
+    client.force_login(lead)
+    response = client.post(NEW, new_post(name="acme pos", paste=GUIDE_CURL))
+    assert "An integration with this name already exists" in response.content.decode()
+    assert Integration.objects.count() == 1
+
+
+def test_an_outsider_may_not_add_integrations(client, outsider):
+    client.force_login(outsider)
+    assert client.get(NEW).status_code == 403
+    assert client.post(NEW, new_post(paste=GUIDE_CURL)).status_code == 403
+    assert not Integration.objects.exists()
+
+
+def test_the_check_urls_accept_only_post(client, lead, integration):
+    client.force_login(lead)
+    assert client.get(NEW_CHECK).status_code == 405
+    assert client.get(edit_url(integration, check=True)).status_code == 405
+
+
+def test_posted_credentials_are_hidden_from_error_reports(client, lead):
+    client.force_login(lead)
+    response = client.post(NEW, new_post(paste=GUIDE_CURL))
+    hidden = response.wsgi_request.sensitive_post_parameters
+    assert {"client_secret", "password", "paste", "confirm_password"} <= set(hidden)
+
+
+# --- editing an existing package ------------------------------------------------------------------
+
+def test_the_edit_page_masks_identifiers_and_never_renders_secrets(client, lead, integration):
+    client.force_login(lead)
+    response = client.get(edit_url(integration))
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert "Now cl…56. Leave empty to keep it." in content  # client-abcdef123456, masked
+    assert "client-abcdef123456" not in content
+    assert "api.user@example.com" not in content
+    assert "Now set. Leave empty to keep it." in content
+    assert_no_secret(response.content)
+
+
+def test_blank_fields_keep_the_current_values(client, lead, integration):
+    client.force_login(lead)
+    response = client.post(edit_url(integration), edit_post(company_id="77", location_id="s-9"))
+    assert response.status_code == 302
+    version = package_current(integration=integration, environment=Environment.SANDBOX)
+    assert version.number == 2
+    assert version.client_id == "client-abcdef123456"
+    assert version.username == "api.user@example.com"
+    assert (version.client_secret, version.password) == (KNOWN_SECRET, KNOWN_PASSWORD)
+    assert (version.company_id, version.location_id) == (77, "s-9")
+
+
+def test_a_paste_fills_the_blank_fields_of_an_existing_package(client, lead, integration):
+    client.force_login(lead)
+    client.post(edit_url(integration), edit_post(paste=GUIDE_CURL))
+    version = package_current(integration=integration, environment=Environment.SANDBOX)
+    assert (version.client_id, version.password) == (DEMO_ACCOUNT.client_id,
+                                                     DEMO_ACCOUNT.password)
+
+
+def test_an_error_on_edit_warns_that_blank_secrets_would_keep_the_old_ones(client, lead,
+                                                                          integration):
+    client.force_login(lead)
+    response = client.post(edit_url(integration),
+                           edit_post(paste=GUIDE_CURL, company_id="not-a-number"))
+    content = response.content.decode()
+    assert "The company ID is a positive whole number." in content
+    assert "Left empty, the current one is kept." in content
+    assert "Taken from the pasted text: client ID, client secret, user name and password" in content
+    assert_no_secret(response.content)
+    assert PackageVersion.objects.count() == 1
+
+
+def test_save_and_check_on_edit_redirects_to_the_integration_with_the_outcome(
+        client, lead, integration, sandbox_simulator):
+    client.force_login(lead)
+    response = client.post(edit_url(integration, check=True), edit_post(), follow=True)
+    assert response.redirect_chain[-1][0] == f"/integrations/{integration.uuid}/"
+    assert ConnectivityCheck.objects.get().outcome == "ok"
+    assert any(m.startswith("Sandbox check: ok.") for m in messages_of(response))
+
+
+def test_an_unknown_environment_is_404(client, lead, integration):
+    client.force_login(lead)
+    assert client.get(edit_url(integration, "staging")).status_code == 404
+
+
+def test_an_outsider_gets_404_on_the_edit_page(client, outsider, integration):
+    client.force_login(outsider)
+    assert client.get(edit_url(integration)).status_code == 404
+
+
+def test_a_lead_may_not_edit_production_and_the_attempt_is_audited(client, lead, integration):
+    client.force_login(lead)
+    response = client.post(edit_url(integration, "production"), edit_post(paste=GUIDE_CURL))
+    assert response.status_code == 403
+    assert package_current(integration=integration, environment=Environment.PRODUCTION) is None
+    assert AuditEvent.objects.filter(action=AuditAction.DENIED).exists()
+
+
+def test_an_auditor_may_not_edit_sandbox(client, auditor, integration):
+    client.force_login(auditor)
+    assert client.get(edit_url(integration)).status_code == 403
+
+
+# --- Production step-up ---------------------------------------------------------------------------
+
+@pytest.fixture
+def logged_in_release_manager(client, release_manager):
+    client.post("/accounts/login/", {"username": "release", "password": USER_PASSWORD})
+    return release_manager
+
+
+def production_paste() -> str:
+    return GUIDE_CURL.replace("accountsrc.iqmetrix.net", "accounts.iqmetrix.net")
+
+
+def test_production_asks_for_the_password_again_before_saving(client, logged_in_release_manager,
+                                                               integration):
+    url = edit_url(integration, "production")
+    page = client.get(url).content.decode()
+    assert 'name="confirm_password"' in page
+    response = client.post(url, edit_post(paste=production_paste()))
+    assert "Enter the password you sign in with" in response.content.decode()
+    response = client.post(url, edit_post(paste=production_paste(), confirm_password="wrong"))
+    assert "That is not your password." in response.content.decode()
+    assert package_current(integration=integration, environment=Environment.PRODUCTION) is None
+    response = client.post(url, edit_post(paste=production_paste(),
+                                          confirm_password=USER_PASSWORD))
+    assert response.status_code == 302
+    version = package_current(integration=integration, environment=Environment.PRODUCTION)
+    assert version.client_id == DEMO_ACCOUNT.client_id
+    assert AuditEvent.objects.filter(action=AuditAction.STEP_UP).count() == 1
+    # Fresh now: the next visit does not ask again.
+    assert 'name="confirm_password"' not in client.get(url).content.decode()
+
+
+def test_a_paste_for_the_other_environment_is_pointed_out(client, lead, integration):
+    client.force_login(lead)
+    response = client.post(edit_url(integration), edit_post(paste=production_paste()),
+                           follow=True)
+    assert any("was for the Production accounts host" in m for m in messages_of(response))
+
+
+def test_someone_who_may_edit_but_not_check_is_told_no_check_ran(client, integration,
+                                                                 sandbox_simulator):
+    editor: User = make_user("editor")
+    editor.user_permissions.add(Permission.objects.get(codename="edit_sandbox"))
+    client.force_login(editor)
+    page = client.get(edit_url(integration)).content.decode()
+    assert "Save and check" not in page
+    response = client.post(edit_url(integration, check=True), edit_post(), follow=True)
+    assert any("you may not run Sandbox checks" in m for m in messages_of(response))
+    assert not ConnectivityCheck.objects.exists()
