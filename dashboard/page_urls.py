@@ -5,6 +5,7 @@ from django.urls import path
 from dashboard.views import access as access_views
 from dashboard.views import audit as audit_views
 from dashboard.views import checks, integrations, overview, package_form
+from dashboard.views import promotion as promotion_views
 from dashboard.views import reveal as reveal_views
 from dashboard.views import stepup as stepup_views
 
@@ -35,6 +36,11 @@ urlpatterns = [
     path("packages/<uuid:uuid>/reveal/postman/", reveal_views.postman_export,
          name="postman_export"),
     path("integrations/<uuid:uuid>/", integrations.integration_detail, name="integration"),
+    # Production history and rollback (issue 4).
+    path("integrations/<uuid:uuid>/production/history/", promotion_views.production_history,
+         name="production_history"),
+    path("integrations/<uuid:uuid>/production/rollback/", promotion_views.production_rollback,
+         name="production_rollback"),
     path("packages/<uuid:uuid>/checks/", checks.history, name="check_history"),
     path("packages/<uuid:uuid>/check/", checks.check_now, name="check_run"),
     path("packages/<uuid:uuid>/refresh/", checks.token_refresh, name="check_refresh"),

@@ -14,6 +14,12 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from dashboard.access import deny
 from dashboard.stepup import stepup_is_fresh, stepup_redirect
+from onboarding.admin_promotion import ACTIONS as PROMOTION_ACTIONS
+from onboarding.admin_promotion import (
+    promote_to_production,
+    require_offered,
+    roll_back_production,
+)
 from onboarding.crypto import DecryptionError
 from onboarding.models import (
     AuditEvent,
@@ -33,6 +39,7 @@ from onboarding.services.packages import (
     package_store,
     package_validate,
 )
+from onboarding.services.promotion import promotion_offered
 
 KEEP = "Leave blank to keep the current value."
 
@@ -228,6 +235,25 @@ class IntegrationAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     fields = ["name", "slug", "owner", "notes"]
+    actions = [promote_to_production, roll_back_production]
+
+    # Promotion: release managers reach the list through their promote right, and the
+    # confirmation pages carry a password field that must never reach an error report.
+    @method_decorator(sensitive_post_parameters("confirm_password"))
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        if request.method == "POST" and request.POST.get("action") in PROMOTION_ACTIONS:
+            require_offered(request)
+        return super().changelist_view(request, extra_context)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_view_permission(request, obj) or promotion_offered(user=request.user)
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        if not promotion_offered(user=request.user):
+            for name in PROMOTION_ACTIONS:
+                actions.pop(name, None)
+        return actions
 
 
 @admin.register(AuditEvent)

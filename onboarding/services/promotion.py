@@ -32,11 +32,16 @@ from onboarding.models import (
     Role,
     VersionSource,
 )
-from onboarding.services.access import can
+from onboarding.services.access import active_grants, can
 from onboarding.services.audit import AuditAction, RequestMeta, audit_record
-from onboarding.services.packages import UNREADABLE, version_create
+from onboarding.services.packages import UNREADABLE, mask, version_create
 
 DIFF_FIELDS = PackageVersion.CREDENTIAL_FIELDS + PackageVersion.CONFIG_FIELDS
+FIELD_LABELS = {
+    "client_id": "Client ID", "client_secret": "Client secret", "username": "User name",
+    "password": "Password", "company_id": "Company ID", "location_id": "Location ID",
+    "response_format": "Response format", "notes": "Notes",
+}
 _ABSENT = object()  # an unreadable value: never equal to anything, so always "changed"
 
 
@@ -98,7 +103,8 @@ class PromotionPreview:
     def diff_rows(self) -> list[dict[str, str]]:
         """One row per field with its status under either credentials choice."""
         return [
-            {"field": keep["field"], "keep": keep["status"], "copy": copy["status"]}
+            {"field": keep["field"], "label": FIELD_LABELS[keep["field"]],
+             "keep": keep["status"], "copy": copy["status"]}
             for keep, copy in zip(self.diff_keep, self.diff_copy, strict=True)
         ]
 
@@ -209,6 +215,16 @@ def _current(integration: Integration, environment: Environment, *, lock: bool =
         queryset = queryset.select_for_update(of=("self",))
     package = queryset.select_related("current_version").first()
     return package, (package.current_version if package else None)
+
+
+def promotion_offered(*, user: Any) -> bool:
+    """Whether to offer promotion at all: the user may promote some integration (a grant may
+    name just one). Each integration is still checked on its own."""
+    if can(user=user, action=Role.PROMOTE, environment=Environment.PRODUCTION):
+        return True
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    return any(grant.role == Role.PROMOTE for grant in active_grants(user=user))
 
 
 # ---- preview --------------------------------------------------------------------------------
@@ -356,6 +372,25 @@ def rollback_apply(
             },
         )
     return promotion
+
+
+def production_versions(*, integration: Integration) -> list[dict[str, Any]]:
+    """Production's versions, newest first, with a masked client ID and which is current."""
+    package = (OnboardingPackage.objects.filter(integration=integration,
+                                                environment=Environment.PRODUCTION).first())
+    if package is None:
+        return []
+    current = package.current_version
+    rows = []
+    for version in package.versions.select_related("created_by").order_by("-number"):
+        client_id = _read(version, "client_id")
+        rows.append({
+            "version": version,
+            "client_id": UNREADABLE if client_id is _ABSENT else mask(client_id),
+            "current": current is not None and version.pk == current.pk,
+            "earlier": current is not None and version.number < current.number,
+        })
+    return rows
 
 
 def promotion_history(*, integration: Integration) -> list[Promotion]:

@@ -1,0 +1,90 @@
+"""Production history of one integration, and rolling back to an earlier version from it."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from django import forms
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_GET, require_POST
+
+from dashboard.access import integration_for, require_for
+from dashboard.stepup import stepup_confirm, stepup_is_fresh
+from onboarding.models import Environment, Integration, Role
+from onboarding.services.access import can
+from onboarding.services.audit import RequestMeta
+from onboarding.services.promotion import (
+    PromotionRefused,
+    production_versions,
+    promotion_history,
+    rollback_apply,
+)
+
+PRODUCTION = Environment.PRODUCTION
+
+
+class RollbackForm(forms.Form):
+    to_version = forms.IntegerField(min_value=1, error_messages={
+        "required": "Choose the version to roll back to.",
+        "invalid": "Choose the version to roll back to."})
+    reason = forms.CharField(max_length=2000, error_messages={
+        "required": "Give a reason for the rollback."})
+    confirm_password = forms.CharField(required=False, strip=False)
+
+
+def _production_integration(request: HttpRequest, uuid: UUID) -> Integration:
+    """404 for whoever may not see this integration's Production, like package_for."""
+    integration = integration_for(request, uuid=uuid)
+    if not can(user=request.user, action=Role.VIEW, environment=PRODUCTION,
+               integration=integration):
+        raise Http404("No such integration.")
+    return integration
+
+
+def _page(request: HttpRequest, integration: Integration, *, errors: list[str] | None = None,
+          status: int = 200) -> HttpResponse:
+    context: dict[str, Any] = {
+        "integration": integration,
+        "versions": production_versions(integration=integration),
+        "promotions": promotion_history(integration=integration),
+        "may_roll_back": can(user=request.user, action=Role.PROMOTE, environment=PRODUCTION,
+                             integration=integration),
+        "stepup_fresh": stepup_is_fresh(request),
+        "errors": errors or [],
+        "reason": request.POST.get("reason", ""),
+    }
+    return render(request, "dashboard/production_history.html", context, status=status)
+
+
+@require_GET
+def production_history(request: HttpRequest, uuid: UUID) -> HttpResponse:
+    return _page(request, _production_integration(request, uuid))
+
+
+@sensitive_post_parameters("confirm_password")
+@require_POST
+def production_rollback(request: HttpRequest, uuid: UUID) -> HttpResponse:
+    integration = _production_integration(request, uuid)
+    require_for(request, action=Role.PROMOTE, environment=PRODUCTION, integration=integration)
+    form = RollbackForm(request.POST)
+    if not form.is_valid():
+        errors = [e for field_errors in form.errors.values() for e in field_errors]
+        return _page(request, integration, errors=errors)
+    if not stepup_confirm(request, password=form.cleaned_data["confirm_password"]):
+        return _page(request, integration, errors=[
+            "Your password was not confirmed; nothing was changed. Enter it again."])
+    try:
+        rollback = rollback_apply(
+            integration=integration, actor=request.user,
+            to_version_number=form.cleaned_data["to_version"],
+            reason=form.cleaned_data["reason"], meta=RequestMeta.from_request(request))
+    except PromotionRefused as exc:
+        return _page(request, integration, errors=exc.reasons)
+    messages.success(request, f"Rolled Production back to v{rollback.source_version.number} "
+                              f"as version {rollback.new_version.number}; it is unverified "
+                              "until a Production check passes.")
+    return redirect("dashboard:production_history", uuid=integration.uuid)

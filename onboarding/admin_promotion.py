@@ -1,0 +1,161 @@
+"""Admin actions "Promote to Production" and "Roll back Production…" on the integrations list.
+
+Like Django's delete action: the first POST shows a confirmation page, which posts back with the
+same `action` and `_selected_action` plus `post`. The promotion service does all the deciding;
+these functions only collect the choices, confirm the password when the step-up is stale, and
+show what happened.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+
+from dashboard.access import deny
+from dashboard.stepup import stepup_confirm, stepup_is_fresh
+from onboarding.models import Environment, Integration, Role
+from onboarding.services.audit import RequestMeta
+from onboarding.services.promotion import (
+    PromotionRefused,
+    production_versions,
+    promotion_apply,
+    promotion_offered,
+    promotion_preview,
+    rollback_apply,
+)
+
+TEMPLATES = "admin/onboarding/integration/"
+STEPUP_FAILED = "Your password was not confirmed; nothing was changed. Enter it again."
+NO_REASON = "Give a reason; nothing was changed."
+
+
+def _context(modeladmin: admin.ModelAdmin, request: HttpRequest, **extra: Any) -> dict[str, Any]:
+    return {
+        **modeladmin.admin_site.each_context(request),
+        "opts": modeladmin.model._meta,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "needs_password": not stepup_is_fresh(request),
+        "media": modeladmin.media,
+        **extra,
+    }
+
+
+ACTIONS = ("promote_to_production", "roll_back_production")
+
+
+def require_offered(request: HttpRequest) -> None:
+    """403, audited: get_actions hides these actions, so a POST naming them is forged."""
+    if not promotion_offered(user=request.user):
+        raise deny(request, action=Role.PROMOTE, environment=Environment.PRODUCTION,
+                   integration=None, target="admin action")
+
+
+def _confirmed(request: HttpRequest, errors: list[str]) -> bool:
+    """The reason is there and the password confirmed; otherwise say why in `errors`."""
+    if not request.POST.get("reason", "").strip():
+        errors.append(NO_REASON)
+        return False
+    if not stepup_confirm(request, password=request.POST.get("confirm_password")):
+        errors.append(STEPUP_FAILED)
+        return False
+    return True
+
+
+# ---- promote --------------------------------------------------------------------------------
+
+def _promotion_confirmation(modeladmin: admin.ModelAdmin, request: HttpRequest,
+                            integrations: list[Integration], errors: list[str]
+                            ) -> TemplateResponse:
+    items = []
+    for integration in integrations:
+        preview = promotion_preview(integration=integration, actor=request.user)
+        post = request.POST
+        items.append({
+            "preview": preview,
+            "choice": post.get(f"credentials-{integration.pk}") or preview.default_credentials,
+            # Shown again after an error: keep the version first reviewed, so a Sandbox edit
+            # in between is still caught at apply.
+            "reviewed": post.get(f"reviewed-{integration.pk}") or preview.sandbox_version_uuid,
+        })
+    context = _context(modeladmin, request, title="Promote to Production", items=items,
+                       errors=errors, reason=request.POST.get("reason", ""))
+    return TemplateResponse(request, TEMPLATES + "promote_confirmation.html", context)
+
+
+def _promote_each(request: HttpRequest, integrations: list[Integration]
+                  ) -> tuple[list[Any], list[tuple[Integration, list[str]]]]:
+    promoted, refused = [], []
+    meta = RequestMeta.from_request(request)
+    for integration in integrations:
+        # "none" stands for "Sandbox had no version when reviewed"; a missing field means the
+        # integration was not on the page at all.
+        reviewed = request.POST.get(f"reviewed-{integration.pk}", "").strip()
+        if not reviewed:
+            refused.append((integration, ["It was not on the confirmation page you reviewed."]))
+            continue
+        try:
+            promoted.append(promotion_apply(
+                integration=integration, actor=request.user, reason=request.POST["reason"],
+                copy_credentials=request.POST.get(f"credentials-{integration.pk}") == "copy",
+                reviewed_sandbox_version=reviewed, meta=meta,
+            ))
+        except PromotionRefused as exc:
+            refused.append((integration, exc.reasons))
+    return promoted, refused
+
+
+@admin.action(description="Promote to Production")
+def promote_to_production(modeladmin: admin.ModelAdmin, request: HttpRequest,
+                          queryset: QuerySet[Integration]) -> TemplateResponse:
+    require_offered(request)
+    integrations = list(queryset.order_by("name"))
+    errors: list[str] = []
+    if not request.POST.get("post") or not _confirmed(request, errors):
+        return _promotion_confirmation(modeladmin, request, integrations, errors)
+    promoted, refused = _promote_each(request, integrations)
+    context = _context(modeladmin, request, title="Promotion result", promoted=promoted,
+                       refused=refused)
+    return TemplateResponse(request, TEMPLATES + "promote_result.html", context)
+
+
+# ---- roll back ------------------------------------------------------------------------------
+
+@admin.action(description="Roll back Production…")
+def roll_back_production(modeladmin: admin.ModelAdmin, request: HttpRequest,
+                         queryset: QuerySet[Integration]) -> TemplateResponse | None:
+    require_offered(request)
+    if queryset.count() != 1:
+        modeladmin.message_user(request, "Choose exactly one integration to roll back.",
+                                messages.WARNING)
+        return None
+    integration = queryset.get()
+    errors: list[str] = []
+    if request.POST.get("post") and _confirmed(request, errors):
+        try:
+            number = int(request.POST.get("to_version", ""))
+        except ValueError:
+            errors.append("Choose the version to roll back to; nothing was changed.")
+        else:
+            try:
+                rollback = rollback_apply(
+                    integration=integration, actor=request.user, to_version_number=number,
+                    reason=request.POST["reason"], meta=RequestMeta.from_request(request))
+            except PromotionRefused as exc:
+                errors.extend(exc.reasons)
+            else:
+                modeladmin.message_user(
+                    request, f"Rolled {integration.name} Production back to v{number} as "
+                    f"version {rollback.new_version.number}; it is unverified until a "
+                    "Production check passes.", messages.SUCCESS)
+                return None
+    versions = production_versions(integration=integration)
+    context = _context(modeladmin, request, title="Roll back Production",
+                       integration=integration, versions=versions,
+                       errors=errors, reason=request.POST.get("reason", ""),
+                       chosen=request.POST.get("to_version", ""))
+    return TemplateResponse(request, TEMPLATES + "rollback_confirmation.html", context)

@@ -1,0 +1,320 @@
+"""The admin actions "Promote to Production" and "Roll back Production…", and the Production
+history page with its rollback form."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+
+from dashboard.stepup import SESSION_KEY
+from onboarding.models import AuditEvent, Environment, Integration, Promotion, VersionSource
+from onboarding.services.packages import package_current
+from onboarding.services.promotion import promotion_preview
+from tests.conftest import KNOWN_PASSWORD, KNOWN_SECRET, make_user, onboard
+from tests.test_promotion import PRODUCTION_SECRET, passing_check, snapshot
+
+CHANGELIST = "/admin/onboarding/integration/"
+USER_PASSWORD = "unused-in-tests-1234"
+
+
+def fresh_stepup(client) -> None:
+    session = client.session
+    session[SESSION_KEY] = time.time()
+    session.save()
+
+
+@pytest.fixture
+def checked(sandbox_version) -> Integration:
+    passing_check(sandbox_version)
+    return sandbox_version.package.integration
+
+
+@pytest.fixture
+def with_production(checked) -> Integration:
+    onboard(environment=Environment.PRODUCTION, client_id="prod-client-998877",
+            client_secret=PRODUCTION_SECRET, company_id=555)
+    return checked
+
+
+@pytest.fixture
+def manager_client(client, release_manager):
+    client.force_login(release_manager)
+    return client
+
+
+def confirm_page(client, *integrations: Integration):
+    return client.post(CHANGELIST, {
+        "action": "promote_to_production",
+        "_selected_action": [str(i.pk) for i in integrations],
+    })
+
+
+def apply_post(client, *integrations: Integration, reason: str = "Spring launch",
+               password: str | None = USER_PASSWORD, credentials: str = "keep",
+               reviewed: dict[int, str] | None = None):
+    data: dict = {"action": "promote_to_production", "post": "yes", "reason": reason,
+                  "_selected_action": [str(i.pk) for i in integrations]}
+    if password is not None:
+        data["confirm_password"] = password
+    for integration in integrations:
+        if reviewed and integration.pk in reviewed:
+            data[f"reviewed-{integration.pk}"] = reviewed[integration.pk]
+        else:
+            preview = promotion_preview(integration=integration, actor=None)
+            data[f"reviewed-{integration.pk}"] = str(preview.sandbox_version_uuid or "none")
+        data[f"credentials-{integration.pk}"] = credentials
+    return client.post(CHANGELIST, data)
+
+
+# ---- promote action -------------------------------------------------------------------------
+
+def test_release_managers_see_the_promote_action(manager_client, checked):
+    response = manager_client.get(CHANGELIST)
+    assert response.status_code == 200
+    assert b"Promote to Production" in response.content
+    assert b"Roll back Production" in response.content
+
+
+def test_staff_without_the_promote_right_are_not_offered_the_action(client, checked):
+    staffer = make_user("staffer", "Integration leads", is_staff=True)
+    staffer.user_permissions.add(Permission.objects.get(codename="view_integration"))
+    client.force_login(staffer)
+    response = client.get(CHANGELIST)
+    assert response.status_code == 200
+    assert b"promote_to_production" not in response.content
+
+
+def test_forged_promotion_post_without_the_right_changes_nothing(client, checked):
+    staffer = make_user("staffer", "Integration leads", is_staff=True)
+    staffer.user_permissions.add(Permission.objects.get(codename="view_integration"))
+    client.force_login(staffer)
+    before = snapshot()
+    response = apply_post(client, checked)
+    assert response.status_code == 403
+    assert snapshot()[:2] == before[:2]
+    assert AuditEvent.objects.filter(action="denied").exists()
+
+
+def test_confirmation_page_shows_verdicts_diff_and_choices_but_no_secret(manager_client,
+                                                                       with_production):
+    response = confirm_page(manager_client, with_production)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Sandbox v1 passed a connectivity check" in html
+    assert "Company ID" in html and "changed" in html and "unchanged" in html
+    assert f'name="reviewed-{with_production.pk}"' in html
+    assert f'name="credentials-{with_production.pk}" value="keep" checked' in html
+    assert 'name="confirm_password"' in html and 'name="reason"' in html
+    for secret in (KNOWN_SECRET, KNOWN_PASSWORD, PRODUCTION_SECRET, "prod-client-998877"):
+        assert secret not in html
+    assert Promotion.objects.count() == 0
+
+
+def test_copy_is_the_default_when_production_has_no_credentials(manager_client, checked):
+    html = confirm_page(manager_client, checked).content.decode()
+    assert f'name="credentials-{checked.pk}" value="copy" checked' in html
+
+
+def test_fresh_confirmation_needs_no_password_field(manager_client, checked):
+    fresh_stepup(manager_client)
+    html = confirm_page(manager_client, checked).content.decode()
+    assert 'name="confirm_password"' not in html
+    response = apply_post(manager_client, checked, password=None)
+    assert response.status_code == 200 and Promotion.objects.count() == 1
+
+
+def test_confirming_promotes_and_the_result_page_says_so(manager_client, with_production):
+    response = apply_post(manager_client, with_production)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Promoted (1)" in html and "Production v2" in html
+    assert "keeping Production's own credentials" in html
+    version = package_current(integration=with_production, environment=Environment.PRODUCTION)
+    assert (version.number, version.source) == (2, VersionSource.PROMOTION)
+    assert version.client_secret == PRODUCTION_SECRET
+    assert Promotion.objects.get().reason == "Spring launch"
+
+
+def test_copy_choice_copies_sandbox_credentials(manager_client, with_production):
+    apply_post(manager_client, with_production, credentials="copy")
+    version = package_current(integration=with_production, environment=Environment.PRODUCTION)
+    assert version.client_secret == KNOWN_SECRET
+
+
+def test_wrong_password_shows_the_page_again_and_changes_nothing(manager_client, checked):
+    before = snapshot()
+    response = apply_post(manager_client, checked, password="not-my-password")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Your password was not confirmed" in html and 'name="reason"' in html
+    assert "Spring launch" in html  # the reason typed is kept
+    assert snapshot()[:2] == before[:2]  # (a failed sign-in is audited, nothing else)
+
+
+def test_empty_reason_shows_the_page_again(manager_client, checked):
+    before = snapshot()
+    response = apply_post(manager_client, checked, reason="   ")
+    assert response.status_code == 200
+    assert "Give a reason" in response.content.decode()
+    assert snapshot() == before
+
+
+def test_each_integration_is_promoted_or_refused_on_its_own(manager_client, checked):
+    unchecked = onboard(name="Beta Kiosk").package.integration
+    empty = Integration.objects.create(name="Gamma", slug="gamma")
+    response = apply_post(manager_client, checked, unchecked, empty)
+    html = response.content.decode()
+    assert "Promoted (1)" in html and "Not promoted (2)" in html
+    assert "Sandbox v1 has never passed a connectivity check" in html
+    assert "Sandbox has no package yet" in html
+    assert list(Promotion.objects.values_list("integration__name", flat=True)) == ["Acme POS"]
+
+
+def test_a_sandbox_edit_after_review_is_refused(manager_client, checked):
+    reviewed = str(promotion_preview(integration=checked, actor=None).sandbox_version_uuid)
+    passing_check(onboard(company_id=777))  # Sandbox v2, checked, after the review
+    response = apply_post(manager_client, checked, reviewed={checked.pk: reviewed})
+    assert "Sandbox changed since you reviewed it" in response.content.decode()
+    assert Promotion.objects.count() == 0
+
+
+def test_a_post_without_the_reviewed_version_is_refused(manager_client, checked):
+    response = apply_post(manager_client, checked, reviewed={checked.pk: ""})
+    assert "not on the confirmation page you reviewed" in response.content.decode()
+    assert Promotion.objects.count() == 0
+
+
+def test_a_grant_for_one_integration_refuses_the_others(client, checked):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from onboarding.models import AccessGrant
+
+    other = onboard(name="Beta Kiosk")
+    passing_check(other)
+    user = make_user("granted", is_staff=True)
+    AccessGrant.objects.create(user=user, role="promote", integration=other.package.integration,
+                               valid_until=timezone.now() + timedelta(hours=1), reason="test")
+    client.force_login(user)
+    response = apply_post(client, checked, other.package.integration)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Promoted (1)" in html and "You may not promote this integration" in html
+
+
+# ---- rollback action ------------------------------------------------------------------------
+
+@pytest.fixture
+def promoted(with_production, release_manager) -> Integration:
+    from onboarding.services.promotion import promotion_apply
+
+    promotion_apply(integration=with_production, actor=release_manager, reason="launch",
+                    copy_credentials=True, reviewed_sandbox_version=None)
+    return with_production
+
+
+def test_admin_rollback_writes_a_new_version(manager_client, promoted):
+    page = manager_client.post(CHANGELIST, {"action": "roll_back_production",
+                                            "_selected_action": [str(promoted.pk)]})
+    assert page.status_code == 200 and b'value="1"' in page.content
+    assert KNOWN_SECRET.encode() not in page.content
+    response = manager_client.post(CHANGELIST, {
+        "action": "roll_back_production", "_selected_action": [str(promoted.pk)], "post": "yes",
+        "to_version": "1", "reason": "orders broke", "confirm_password": USER_PASSWORD})
+    assert response.status_code == 302
+    version = package_current(integration=promoted, environment=Environment.PRODUCTION)
+    assert (version.number, version.source, version.client_secret) == (
+        3, VersionSource.ROLLBACK, PRODUCTION_SECRET)
+
+
+def test_admin_rollback_refusal_is_shown_on_the_page(manager_client, promoted):
+    response = manager_client.post(CHANGELIST, {
+        "action": "roll_back_production", "_selected_action": [str(promoted.pk)], "post": "yes",
+        "to_version": "2", "reason": "again", "confirm_password": USER_PASSWORD})
+    assert response.status_code == 200
+    assert "Choose a version earlier than the current v2." in response.content.decode()
+
+
+def test_admin_rollback_takes_one_integration_at_a_time(manager_client, promoted):
+    other = onboard(name="Beta Kiosk").package.integration
+    response = manager_client.post(CHANGELIST, {
+        "action": "roll_back_production", "_selected_action": [str(promoted.pk), str(other.pk)]},
+        follow=True)
+    assert "Choose exactly one integration to roll back." in response.content.decode()
+
+
+# ---- Production history page ----------------------------------------------------------------
+
+def history_url(integration: Integration) -> str:
+    return reverse("dashboard:production_history", args=[integration.uuid])
+
+
+def rollback_url(integration: Integration) -> str:
+    return reverse("dashboard:production_rollback", args=[integration.uuid])
+
+
+def test_history_lists_versions_and_promotions_with_who_when_why(client, lead, promoted):
+    client.force_login(lead)
+    response = client.get(history_url(promoted))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "v2 (current)" in html and "Promoted from Sandbox" in html
+    assert "pr…77" in html  # masked Production client ID
+    assert "launch" in html and "release" in html
+    assert "Roll back to v1" not in html  # a lead may not roll back
+    for secret in (KNOWN_SECRET, PRODUCTION_SECRET, "prod-client-998877"):
+        assert secret not in html
+
+
+def test_outsiders_get_404(client, outsider, promoted):
+    client.force_login(outsider)
+    assert client.get(history_url(promoted)).status_code == 404
+    assert client.post(rollback_url(promoted), {"to_version": 1, "reason": "x"}
+                       ).status_code == 404
+
+
+def test_viewers_without_promote_get_403_on_rollback(client, lead, promoted):
+    client.force_login(lead)
+    before = snapshot()
+    response = client.post(rollback_url(promoted), {"to_version": 1, "reason": "x"})
+    assert response.status_code == 403
+    assert snapshot()[:2] == before[:2]  # the denial itself is audited
+
+
+def test_rollback_from_the_history_page(client, release_manager, promoted):
+    client.force_login(release_manager)
+    page = client.get(history_url(promoted)).content.decode()
+    assert "Roll back to v1" in page and 'name="confirm_password"' in page
+    response = client.post(rollback_url(promoted), {
+        "to_version": 1, "reason": "orders broke", "confirm_password": USER_PASSWORD})
+    assert response.status_code == 302 and response.url == history_url(promoted)
+    page = client.get(history_url(promoted)).content.decode()
+    assert "Rolled Production back to v1 as version 3" in page
+    assert "Rolled back to v1 as v3" in page and "orders broke" in page
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"to_version": 1, "reason": " "}, "Give a reason for the rollback."),
+    ({"to_version": 2, "reason": "x"}, "Choose a version earlier than the current v2."),
+    ({"to_version": "abc", "reason": "x"}, "Choose the version to roll back to."),
+    ({"to_version": 1, "reason": "x", "confirm_password": "wrong"},
+     "Your password was not confirmed"),
+])
+def test_bad_rollback_input_gets_a_clear_message_and_changes_nothing(
+        client, release_manager, promoted, data, message):
+    client.force_login(release_manager)
+    data = {"confirm_password": USER_PASSWORD, **data}
+    before = snapshot()
+    response = client.post(rollback_url(promoted), data)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert snapshot()[:2] == before[:2]
+
+
+def test_rollback_needs_post(client, release_manager, promoted):
+    client.force_login(release_manager)
+    assert client.get(rollback_url(promoted)).status_code == 405
