@@ -67,8 +67,13 @@ def keys_rotate(*, batch_size: int = 500) -> KeyReport:
     report = KeyReport(current_key=ring.current_id)
     for model, enc in encrypted_fields():
         names = [f.attname for f in enc]
-        for rows in _batches(model, names, batch_size):
+        last = 0
+        while True:
             with transaction.atomic():
+                # Read the batch under lock: a concurrent write (a check clearing its tokens)
+                # waits for this batch, so it is never overwritten with a re-sealed old value.
+                rows = list(model.objects.select_for_update().filter(pk__gt=last)
+                            .order_by("pk").only("pk", "uuid", *names)[:batch_size])
                 for row in rows:
                     updates = {}
                     for f in enc:
@@ -87,12 +92,12 @@ def keys_rotate(*, batch_size: int = 500) -> KeyReport:
                     if updates:
                         model.objects.filter(pk=row.pk).update(**updates)
                         report.rotated += len(updates)
+            if not rows:
+                break
+            last = rows[-1].pk
     with transaction.atomic():
         audit_record(action=AuditAction.KEY_ROTATION, target=ring.current_id, details={
             "rotated": report.rotated, "unreadable": len(report.unreadable),
             "values_by_key_before": dict(report.by_key),
         })
     return report
-
-
-
