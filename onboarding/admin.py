@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
@@ -30,7 +31,7 @@ from onboarding.models import (
     ResponseFormat,
     Role,
 )
-from onboarding.services.access import can
+from onboarding.services.access import active_grants, can
 from onboarding.services.audit import RequestMeta
 from onboarding.services.packages import (
     UNREADABLE,
@@ -188,6 +189,19 @@ class OnboardingPackageAdmin(admin.ModelAdmin):
     @admin.display(description="Client ID")
     def client_id_masked(self, obj: OnboardingPackage) -> str:
         return describe(obj.current_version, "client_id", secret=False)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[OnboardingPackage]:
+        # The list shows only packages the user may view, the same answer as `can()`: an
+        # environment held everywhere, plus Production of integrations granted one by one.
+        user = request.user
+        visible = Q(pk__in=[])
+        for env in Environment:
+            if can(user=user, action=Role.VIEW, environment=env):
+                visible |= Q(environment=env)
+        scoped = {g.integration_id for g in active_grants(user=user) if g.integration_id}
+        if scoped:
+            visible |= Q(environment=Environment.PRODUCTION, integration_id__in=scoped)
+        return super().get_queryset(request).filter(visible)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return _env_allows(request, obj, Role.VIEW)

@@ -265,3 +265,17 @@ def test_the_package_slot_cannot_move_to_another_environment(client, superuser, 
                            _form_data(sandbox.package, environment="production"))
     assert response.status_code == 302
     assert OnboardingPackage.objects.get(pk=sandbox.package.pk).environment == "sandbox"
+
+
+def test_the_changelist_lists_only_packages_the_user_may_view(client, known):
+    from django.contrib.auth.models import Permission, User
+
+    staff = User.objects.create_user(username="sandbox-staff", password="x", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_sandbox"))
+    client.force_login(staff)
+
+    response = client.get(PACKAGES)
+    assert response.status_code == 200
+    assert [p.environment for p in response.context["cl"].result_list] == ["sandbox"]
+    production = OnboardingPackage.objects.get(environment="production")
+    assert client.get(f"{PACKAGES}{production.pk}/change/").status_code in (302, 403)
