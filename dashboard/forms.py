@@ -79,19 +79,19 @@ def _merge_paste(data: QueryDict) -> tuple[QueryDict, list[str], str | None, str
 
 class PackageForm(forms.Form):
     paste = forms.CharField(
-        label="Paste from the onboarding e-mail", required=False, strip=False,
+        label="The cURL command or the Postman environment", required=False, strip=False,
         max_length=MAX_PASTE_CHARS, widget=SecretTextarea(attrs={"rows": 5, "spellcheck": "false",
                                      "data-paste-status": "paste-status"}),
-        help_text="The cURL example (curl -X POST … -d 'grant_type=password&client_id=…') or "
-                  "the Postman environment file. It fills the fields you leave empty; it is "
-                  "never stored or shown again.",
+        help_text="Paste the cURL example (curl -X POST … -d 'grant_type=password&client_id=…') "
+                  "or the exported Postman environment file. It fills the fields you leave "
+                  "empty; it is never stored or shown again.",
     )
     client_id = forms.CharField(label="Client ID", required=False, max_length=200,
                                 widget=forms.TextInput(attrs={"autocomplete": "off",
                                                               "spellcheck": "false"}))
     client_secret = forms.CharField(label="Client secret", required=False, strip=False,
                                     max_length=500, widget=SecretInput())
-    username = forms.CharField(label="User name (the API user's e-mail)", required=False,
+    username = forms.CharField(label="User name (e-mail)", required=False,
                                max_length=254,
                                widget=forms.EmailInput(attrs={"autocomplete": "off"}))
     password = forms.CharField(label="Password", required=False, strip=False, max_length=500,
@@ -123,6 +123,7 @@ class PackageForm(forms.Form):
         if data is not None:
             data, self.taken_from_paste, self.paste_error, self.pasted_environment = (
                 _merge_paste(data))
+        kwargs.setdefault("label_suffix", "")
         super().__init__(data, **kwargs)
         if not needs_stepup:
             del self.fields["confirm_password"]
