@@ -8,7 +8,13 @@ from datetime import datetime, timedelta
 import pytest
 from django.core.management import execute_from_command_line
 
-from onboarding.models import AuditEvent, ConnectivityCheck, Environment, PackageVersion
+from onboarding.models import (
+    AuditEvent,
+    ConnectivityCheck,
+    Environment,
+    OnboardingPackage,
+    PackageVersion,
+)
 from tests.conftest import KNOWN_PASSWORD, onboard
 
 KEYS = {"integration", "environment", "outcome", "http_status", "expires_at", "duration_ms",
@@ -98,3 +104,27 @@ def test_naming_nothing_or_both_is_a_usage_error(capsys, db, args):
     code, _, err = run(capsys, *args)
     assert code == 2
     assert "Name one integration or pass --all" in err
+
+
+def test_demo_seeds_once_checks_green_and_creates_the_first_admin(capsys, settings, db):
+    from django.contrib.auth.models import User
+
+    from onboarding.models import Integration
+
+    # Through the fixture, so the demo's in-process override of the URL is undone afterwards.
+    settings.IQMETRIX_ACCOUNTS_URLS = dict(settings.IQMETRIX_ACCOUNTS_URLS)
+    for _run in range(2):
+        try:
+            execute_from_command_line(["manage.py", "demo", "--port", "8123", "--no-serve"])
+        except SystemExit as exc:  # pragma: no cover -- a failure shows its output below
+            pytest.fail(f"demo exited {exc.code}: {capsys.readouterr()}")
+        OnboardingPackage.objects.update(check_busy_until=None)  # a later re-run, not a click
+    out = capsys.readouterr().out
+    assert out.count("Seeded Demo Store") == 1
+    assert out.count("Demo Store · Sandbox: ok.") == 2
+    assert "Dashboard: http://127.0.0.1:8123/" in out
+    assert out.count("one-time password:") == 1
+    integration = Integration.objects.get(name="Demo Store")
+    assert integration.packages.get().versions.count() == 1
+    assert ConnectivityCheck.objects.filter(outcome="ok").count() == 2
+    assert User.objects.filter(is_superuser=True).count() == 1

@@ -269,3 +269,18 @@ def test_the_demo_account_checks_ok(sandbox_simulator, db):
                       client_secret=DEMO_ACCOUNT.client_secret, username=DEMO_ACCOUNT.username,
                       password=DEMO_ACCOUNT.password)
     assert check_run(package=version.package).ok
+
+
+def test_a_version_saved_right_after_a_check_gets_its_own_check(sandbox_simulator,
+                                                                 sandbox_version):
+    first = check_run(package=sandbox_version.package)
+    newer = onboard(location_id="loc-2")
+    second = check_run(package=newer.package)
+    assert second != first and second.version == newer
+    assert sandbox_simulator.token_requests == 2
+
+
+def test_a_refresh_right_after_a_check_is_still_a_refresh(sandbox_simulator, sandbox_version):
+    first = check_run(package=sandbox_version.package)
+    refreshed = check_refresh(package=sandbox_version.package)
+    assert refreshed != first and refreshed.kind == CheckKind.REFRESH

@@ -7,8 +7,9 @@ in one short transaction.
 One check at a time per package: a check claims its package with a conditional update of
 `OnboardingPackage.check_busy_until` (until its longest possible run ends) and, once recorded,
 keeps the claim `DEDUPE_SECONDS` longer. A second request that finds the package claimed waits for
-that check and returns it instead of starting another, so a double click runs one exchange. The
-claim is per package, not per kind: a refresh clicked while a check runs gets that check.
+that check and returns it instead of starting another, so a double click runs one exchange. Only
+the same question gets the same answer: when the claiming check was of another version (a version
+saved just now) or another kind (a refresh after a check), the waiter runs its own afterwards.
 
 A package without a version, with a missing credential, or whose credentials cannot be decrypted
 is not checked at all: `CheckError` says why in one sentence and nothing is recorded, because no
@@ -247,40 +248,51 @@ def _claim_span() -> timedelta:
                                   + settings.IQMETRIX_READ_TIMEOUT) + 5)
 
 
-def _claim(package: OnboardingPackage) -> bool:
+def _claim(package: OnboardingPackage, *, taking_over: Any = None) -> bool:
+    """Claim the package when no check holds it, or take over from the finished check whose
+    claim ends at `taking_over` (compare-and-set, so only one waiter wins)."""
     now = timezone.now()
-    return OnboardingPackage.objects.filter(pk=package.pk).filter(
-        Q(check_busy_until__isnull=True) | Q(check_busy_until__lte=now)
-    ).update(check_busy_until=now + _claim_span()) == 1
+    row = OnboardingPackage.objects.filter(pk=package.pk)
+    if taking_over is not None:
+        row = row.filter(check_busy_until=taking_over)
+    else:
+        row = row.filter(Q(check_busy_until__isnull=True) | Q(check_busy_until__lte=now))
+    return row.update(check_busy_until=now + _claim_span()) == 1
 
 
-def _claimed_check(package: OnboardingPackage) -> ConnectivityCheck | None:
-    """Wait for the check that holds the package and return it; None if the claim ends without
-    one (its run failed or expired), so the caller may claim the package itself."""
+def _claimed_check(package: OnboardingPackage) -> tuple[ConnectivityCheck | None, Any]:
+    """Wait for the check that holds the package; (that check, its claim's end), or (None, None)
+    if the claim ends without one (its run failed or expired), so the caller may claim."""
     span = _claim_span()
     deadline = time.monotonic() + span.total_seconds()
     while time.monotonic() < deadline:
         busy = (OnboardingPackage.objects.filter(pk=package.pk)
                 .values_list("check_busy_until", flat=True).first())
         if busy is None or busy <= timezone.now():
-            return None
+            return None, None
         # A running claim ends `span` after it began, and its check was sent after that; a
         # finished one's check is newer still. Older checks end DEDUPE_SECONDS before a claim.
         latest = _checks(package=package, sent_at__gte=busy - span - timedelta(seconds=1)).first()
         if latest is not None:
-            return latest
+            return latest, busy
         time.sleep(_POLL_SECONDS)
-    return None
+    return None, None
 
 
 def _claimed_run(*, package: OnboardingPackage, exchange: Any, **record: Any
                  ) -> ConnectivityCheck:
-    for _attempt in range(3):
+    for _attempt in range(4):
         if _claim(package):
             break
-        other = _claimed_check(package)
-        if other is not None:
-            return other
+        other, busy = _claimed_check(package)
+        if other is None:
+            continue
+        if other.version_id == record["version"].pk and other.kind == record["kind"]:
+            return other  # the same exchange, just made: a double click runs one check
+        # A different exchange (another version just saved, or a refresh after a check) has
+        # finished: run ours now rather than hand back an answer to another question.
+        if _claim(package, taking_over=busy):
+            break
     else:
         label = Environment(package.environment).label
         raise CheckError(f"Another {label} check of this integration is still running; "
