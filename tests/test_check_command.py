@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timedelta
 
 import pytest
-from django.core.management import execute_from_command_line
+from django.core.management import CommandError, call_command
 
 from onboarding.models import (
     AuditEvent,
@@ -22,14 +22,19 @@ KEYS = {"integration", "environment", "outcome", "http_status", "expires_at", "d
 
 
 def run(capsys, *args: str) -> tuple[int, list[str], str]:
-    """Run like `python manage.py check_connectivity ...`; (exit code, stdout lines, stderr)."""
+    """Run the command as manage.py would; (exit code, stdout lines, stderr).
+
+    call_command, not execute_from_command_line: the latter closes every database connection
+    when done, which would end the test's transaction on PostgreSQL. manage.py prints a
+    CommandError on stderr and exits with its returncode; this does the same.
+    """
     try:
-        execute_from_command_line(["manage.py", "check_connectivity", *args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out.splitlines(), err
+        call_command("check_connectivity", *args)
+        code, err = 0, ""
+    except CommandError as exc:
+        code, err = exc.returncode, str(exc)
+    out, stderr = capsys.readouterr()
+    return code, out.splitlines(), stderr + err
 
 
 def test_json_reports_ok_and_an_expiry_of_now_plus_expires_in(capsys, sandbox_simulator,
@@ -114,10 +119,7 @@ def test_demo_seeds_once_checks_green_and_creates_the_first_admin(capsys, settin
     # Through the fixture, so the demo's in-process override of the URL is undone afterwards.
     settings.IQMETRIX_ACCOUNTS_URLS = dict(settings.IQMETRIX_ACCOUNTS_URLS)
     for _run in range(2):
-        try:
-            execute_from_command_line(["manage.py", "demo", "--port", "8123", "--no-serve"])
-        except SystemExit as exc:  # pragma: no cover -- a failure shows its output below
-            pytest.fail(f"demo exited {exc.code}: {capsys.readouterr()}")
+        call_command("demo", "--port", "8123", "--no-serve")
         OnboardingPackage.objects.update(check_busy_until=None)  # a later re-run, not a click
     out = capsys.readouterr().out
     assert out.count("Seeded Demo Store") == 1
