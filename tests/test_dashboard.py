@@ -231,3 +231,16 @@ def test_the_overview_query_count_does_not_grow_with_integrations(client, reques
     twenty = overview_queries(client)
     assert twenty == one
     assert one <= 15
+
+
+def test_cards_show_only_environments_the_user_may_view(client, db):
+    from django.contrib.auth.models import Permission, User
+
+    viewer = User.objects.create_user(username="viewer", password="unused-in-tests-1234")
+    viewer.user_permissions.add(Permission.objects.get(codename="view_sandbox"))
+    onboard()
+    onboard(environment=Environment.PRODUCTION)
+    client.force_login(viewer)
+    html = client.get("/").content.decode()
+    assert "-sandbox-title" in html and "-production-title" not in html
+    assert "Check now</button>" not in html
