@@ -6,7 +6,7 @@
 # installed; the install re-runs only when that lock file is newer than its stamp, so a repeated
 # `make run` starts straight away. (Packages dropped from a lock stay installed until `make clean`.)
 
-.PHONY: help venv dev env run test lint lock demo serve e2e chromium clean
+.PHONY: help venv dev env run test lint lock demo serve e2e chromium clean bench wrk
 
 PYTHON ?= python3
 VENV := .venv
@@ -43,6 +43,7 @@ help:
 	@echo "make test     dev dependencies, then pytest (PYTEST_ARGS='...' to pass options)"
 	@echo "make lint     ruff check ."
 	@echo "make e2e      browser tests (needs Debian's chromium; installs it when run as root)"
+	@echo "make bench    benchmark on throw-away data, writes bench/results.json (needs Debian's wrk)"
 	@echo "make lock     regenerate requirements/*.lock with uv (UV_ARGS=--upgrade to update pins)"
 	@echo "make env      write a development .env with fresh keys, only if none exists"
 	@echo "make venv     create .venv and install requirements/base.lock (make dev: dev.lock)"
@@ -87,11 +88,14 @@ demo: venv env
 	$(VPY) manage.py demo --port $(PORT)
 
 # Production-style server on loopback: WhiteNoise serves the collected static files.
+# --timeout 60: a check may wait up to 2 x (connect + read timeout) for iQmetrix, longer than
+# gunicorn's default 30 s. No control socket: it would live in $HOME, one per user, not per app.
 # migrate too, so a fresh clone does not answer its first request with "no such table".
 serve: venv env
 	$(VPY) manage.py migrate --noinput
 	$(VPY) manage.py collectstatic --noinput
-	$(VENV)/bin/gunicorn dashboard.wsgi:application --bind 127.0.0.1:$(PORT) --workers 2 --access-logfile -
+	$(VENV)/bin/gunicorn dashboard.wsgi:application --bind 127.0.0.1:$(PORT) --workers 2 \
+	  --timeout 60 --no-control-socket --access-logfile -
 
 # --- checks ----------------------------------------------------------------------------------
 
@@ -115,6 +119,22 @@ chromium:
 
 e2e: dev chromium
 	$(VPY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
+
+# The HTTP part of the benchmark loads gunicorn with Debian's wrk.
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk; \
+	  else \
+	    echo "error: Debian's wrk is not installed: sudo apt-get install wrk" >&2; exit 1; \
+	  fi; }
+
+# Seeds its own throw-away SQLite databases, prints a table and writes bench/results.json; with
+# DATABASE_URL=postgres://... it uses throw-away databases on that server instead (never the one
+# named) and writes bench/results.postgresql.json. BENCH_ARGS=--sqlite-wal: the WAL experiment.
+BENCH_ARGS ?=
+bench: dev wrk
+	$(VPY) -m bench $(BENCH_ARGS)
 
 # --- lock files ------------------------------------------------------------------------------
 
