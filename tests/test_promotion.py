@@ -7,6 +7,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection, connections
 from django.utils import timezone
 
@@ -33,7 +34,7 @@ from onboarding.services.promotion import (
     rollback_apply,
 )
 from onboarding.services.status import package_state
-from tests.conftest import KNOWN_PASSWORD, KNOWN_SECRET, make_user, onboard
+from tests.conftest import KNOWN_PASSWORD, KNOWN_SECRET, onboard
 
 PRODUCTION_SECRET = "prod-secret-Vb7Nq2Wd"
 
@@ -312,11 +313,11 @@ def test_rollback_without_production_is_refused(checked_sandbox, release_manager
 # ---- concurrency (PostgreSQL) ---------------------------------------------------------------
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_promotions_get_consecutive_versions_and_lose_nothing():
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks need PostgreSQL")
-    manager = make_user("release", "Release managers", is_staff=True)
+    # A superuser, not the group: transactional tests may run after a flush removed the groups.
+    manager = User.objects.create_superuser(username="release", password="unused-1234")
     sandbox = onboard()
     passing_check(sandbox)
     integration = sandbox.package.integration

@@ -12,7 +12,6 @@ from onboarding.models import Environment, PackageVersion, Promotion, VersionSou
 from onboarding.services.packages import package_current
 from onboarding.simulator import DEMO_ACCOUNT
 from tests.manage_subprocess import (  # noqa: F401 -- fixtures
-    REPO_ROOT,
     _migrated_template,
     manage,
     sqlite_child,
@@ -121,15 +120,7 @@ def test_usage_errors_exit_2(sqlite_child):  # noqa: F811
 
 
 def check_connectivity(environment: str, *, env: dict[str, str]):
-    """The `check_connectivity` command; until it exists, the check service it will call."""
-    if (REPO_ROOT / "onboarding/management/commands/check_connectivity.py").exists():
-        return manage("check_connectivity", "demo-shop", "--environment", environment, env=env)
-    code = ("import sys; from onboarding.models import OnboardingPackage; "
-            "from onboarding.services.checks import check_run; "
-            "package = OnboardingPackage.objects.get(integration__slug='demo-shop', "
-            f"environment='{environment}'); "
-            "sys.exit(0 if check_run(package=package, trigger='command').ok else 1)")
-    return manage("shell", "-c", code, env=env)
+    return manage("check_connectivity", "demo-shop", "--environment", environment, env=env)
 
 
 def test_onboard_check_and_promote_end_to_end(sqlite_child, simulator):  # noqa: F811
