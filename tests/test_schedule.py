@@ -20,6 +20,7 @@ from onboarding.models import (
     CheckTrigger,
     ConnectivityCheck,
     OnboardingPackage,
+    PackageVersion,
 )
 from onboarding.services import checks as checks_service
 from onboarding.services.schedule import (
@@ -130,11 +131,19 @@ def test_a_failing_package_gets_failing_since_and_keeps_it_until_a_check_passes(
     assert package.failing_since is None
 
 
+def test_the_overview_shows_since_when_a_scheduled_check_has_been_failing(
+        sandbox_simulator, client, lead):
+    onboard("Broken POS", password="not-the-password")
+    schedule_round(slot_start=this_slot(), concurrency=1)
+    since = OnboardingPackage.objects.get().failing_since
+    client.force_login(lead)
+    page = client.get("/").content.decode()
+    assert "Failing</strong> since" in page
+    assert timezone.localtime(since).strftime("%Y-%m-%d %H:%M") in page
+
+
 def test_undecryptable_credentials_are_reported_and_the_round_goes_on(sandbox_simulator):
     good, broken = good_packages(2)
-    OnboardingPackage.objects.filter(pk=broken.pk).update(last_scheduled_at=None)
-    from onboarding.models import PackageVersion
-
     # A ciphertext from another row does not decrypt here (it is bound to its own row).
     other = onboard("Donor").package.current_version
     raw = PackageVersion._meta.get_field("password").stored_value(other)
