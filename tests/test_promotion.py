@@ -352,3 +352,52 @@ def test_concurrent_promotions_get_consecutive_versions_and_lose_nothing():
     previous = [p.previous_version.number if p.previous_version else None for p in promotions]
     assert previous == [None, *range(1, total)]
     assert audit_verify().ok
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_a_promotion_racing_a_production_edit_creates_one_slot_and_loses_nothing():
+    from onboarding.services.packages import package_store
+    from tests.conftest import package_data
+
+    manager = User.objects.create_superuser(username="release", password="unused-1234")
+    integrations = []
+    for n in range(5):  # five races, each on an integration without a Production slot yet
+        sandbox = onboard(name=f"Race {n}")
+        passing_check(sandbox)
+        integrations.append(sandbox.package.integration)
+    errors: list[BaseException] = []
+
+    def race(integration: Integration) -> None:
+        barrier = threading.Barrier(2)
+
+        def run(action) -> None:
+            try:
+                barrier.wait()
+                action()
+            except BaseException as exc:  # reported by the main thread
+                errors.append(exc)
+            finally:
+                connections.close_all()
+
+        threads = [
+            threading.Thread(target=run, args=(lambda: promote(integration, manager),)),
+            threading.Thread(target=run, args=(lambda: package_store(
+                integration=integration, environment=Environment.PRODUCTION,
+                data=package_data(client_secret=PRODUCTION_SECRET), actor=manager),)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+
+    for integration in integrations:
+        race(integration)
+    assert not errors, errors
+    for integration in integrations:
+        package = OnboardingPackage.objects.get(integration=integration,
+                                                environment=Environment.PRODUCTION)
+        numbers = sorted(package.versions.values_list("number", flat=True))
+        assert numbers == [1, 2]
+        assert package.current_version.number == 2
