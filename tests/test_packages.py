@@ -107,8 +107,11 @@ def test_command_output_never_contains_a_secret(secrets_in_env):
         (["--client-id", "  "], "--client-id must not be empty"),
         (["--username", "not-an-email"], "e-mail address"),
         (["--company-id", "0"], "positive whole number"),
+        (["--company-id", str(2**63)], "too large"),
+        (["--location-id", "L" * 65], "at most 64 characters"),
     ],
-    ids=["empty-client-id", "bad-username", "bad-company-id"],
+    ids=["empty-client-id", "bad-username", "bad-company-id", "huge-company-id",
+         "long-location-id"],
 )
 def test_a_refused_onboard_writes_nothing(secrets_in_env, args, words):
     before = _counts()
@@ -117,6 +120,15 @@ def test_a_refused_onboard_writes_nothing(secrets_in_env, args, words):
     assert caught.value.returncode == 1
     assert words in str(caught.value)
     assert "Nothing was stored" in str(caught.value) or "nothing was stored" in str(caught.value)
+    assert _counts() == before
+
+
+@pytest.mark.django_db
+def test_an_overlong_integration_name_is_refused_and_writes_nothing(secrets_in_env):
+    before = _counts()
+    with pytest.raises(CommandError, match="at most 120 characters") as caught:
+        _call("onboard", "N" * 121, *ONBOARD[1:])
+    assert caught.value.returncode == 1
     assert _counts() == before
 
 

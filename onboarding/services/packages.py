@@ -25,6 +25,9 @@ from onboarding.services.access import require
 from onboarding.services.audit import AuditAction, RequestMeta, audit_record
 
 UNREADABLE = "cannot be decrypted with the configured keys"
+COMPANY_ID_MAX = 2**63 - 1  # PositiveBigIntegerField
+LOCATION_ID_MAX = PackageVersion._meta.get_field("location_id").max_length
+NAME_MAX = Integration._meta.get_field("name").max_length
 
 
 class PackageError(Exception):
@@ -63,6 +66,11 @@ def package_validate(*, data: PackageData) -> None:
             errors[name] = "Remove the spaces at the start or end: they would be sent to iQmetrix."
     if data.company_id is not None and data.company_id <= 0:
         errors["company_id"] = "The company ID is a positive whole number."
+    elif data.company_id is not None and data.company_id > COMPANY_ID_MAX:
+        errors["company_id"] = "The company ID is too large to be an iQmetrix company ID."
+    # Column limits are checked here so PostgreSQL never answers with a DataError (a 500).
+    if len(data.location_id or "") > LOCATION_ID_MAX:
+        errors["location_id"] = f"The location ID can be at most {LOCATION_ID_MAX} characters."
     if data.response_format not in ResponseFormat.values:
         errors["response_format"] = "Choose JSON or JSON+HAL."
     if errors:
@@ -80,6 +88,8 @@ def integration_get_or_create(
     name = name.strip()
     if not name:
         raise PackageError("The integration needs a name.")
+    if len(name) > NAME_MAX:
+        raise PackageError(f"The integration name can be at most {NAME_MAX} characters.")
     try:
         return integration_find(name_or_slug=name), False
     except Integration.DoesNotExist:
