@@ -84,7 +84,8 @@ class PackageAdminForm(forms.ModelForm):
         if self.instance.pk:
             # The slot itself never moves to another integration or environment.
             for name in ("integration", "environment"):
-                self.fields[name].disabled = True
+                if name in self.fields:  # absent on the read-only (view permission) form
+                    self.fields[name].disabled = True
 
     def package_data(self, current: PackageVersion | None) -> PackageData:
         cleaned = self.cleaned_data

@@ -1,0 +1,277 @@
+"""One access decision: time-bound grants (service, commands, pages), step-up confirmation,
+Production admin edits, and the pages for auditors."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+from onboarding.models import AccessGrant, AuditEvent, Environment, Role
+from onboarding.services.access import can, roles
+from onboarding.services.audit import AuditAction, audit_verify
+from onboarding.services.grants import GrantError, grant_create, grant_revoke
+from tests.conftest import make_user, onboard
+
+PASSWORD = "unused-in-tests-1234"
+PROD = Environment.PRODUCTION
+
+
+def later(**kwargs) -> timezone.datetime:
+    return timezone.now() + timedelta(**kwargs)
+
+
+def fresh(user):
+    """The same account without the per-request caches (grants, permissions)."""
+    return type(user).objects.get(pk=user.pk)
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    out, err = StringIO(), StringIO()
+    try:
+        call_command(*args, stdout=out, stderr=err)
+    except CommandError as exc:
+        return exc.returncode, out.getvalue(), str(exc)
+    return 0, out.getvalue(), err.getvalue()
+
+
+# --- Grants ---------------------------------------------------------------------------------
+
+def test_an_active_grant_gives_its_role_and_view(outsider, superuser, integration):
+    grant_create(user=outsider, role=Role.PROMOTE, valid_until=later(hours=1), reason="launch",
+                 granted_by=superuser)
+    assert roles(user=fresh(outsider), environment=PROD) == {"promote", "view"}
+    assert not can(user=fresh(outsider), action=Role.REVEAL, environment=PROD)
+    assert not can(user=fresh(outsider), action=Role.PROMOTE, environment=Environment.SANDBOX)
+
+
+def test_a_grant_on_one_integration_gives_nothing_on_the_others(outsider, superuser,
+                                                                 integration):
+    other = onboard("Other Shop").package.integration
+    grant_create(user=outsider, role=Role.CHECK, valid_until=later(hours=1), reason="debug",
+                 granted_by=superuser, integration=integration)
+    user = fresh(outsider)
+    assert can(user=user, action=Role.CHECK, environment=PROD, integration=integration)
+    assert not can(user=user, action=Role.CHECK, environment=PROD, integration=other)
+    assert not can(user=user, action=Role.CHECK, environment=PROD)
+
+
+def test_an_expired_grant_gives_nothing(outsider, superuser, integration):
+    grant = grant_create(user=outsider, role=Role.EDIT, valid_until=later(minutes=5),
+                         reason="fix", granted_by=superuser)
+    AccessGrant.objects.filter(pk=grant.pk).update(valid_until=later(seconds=-1))
+    assert roles(user=fresh(outsider), environment=PROD) == set()
+
+
+def test_a_revoked_grant_gives_nothing_and_both_ends_are_audited(outsider, superuser):
+    grant = grant_create(user=outsider, role=Role.EDIT, valid_until=later(days=1),
+                         reason="fix", granted_by=superuser)
+    grant_revoke(grant=grant, revoked_by=superuser)
+    assert roles(user=fresh(outsider), environment=PROD) == set()
+    grant_event = AuditEvent.objects.get(action=AuditAction.GRANT)
+    assert grant_event.details["user"] == "outsider" and grant_event.details["role"] == "edit"
+    assert AuditEvent.objects.get(action=AuditAction.REVOKE).target == f"grant #{grant.pk}"
+    with pytest.raises(GrantError, match="already revoked"):
+        grant_revoke(grant=grant, revoked_by=superuser)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"valid_until": timezone.now() - timedelta(minutes=1)}, "future"),
+    ({"reason": "  "}, "reason"),
+    ({"role": "admin"}, "Unknown role"),
+])
+def test_bad_grants_are_refused_with_a_reason(outsider, superuser, kwargs, message):
+    values = {"user": outsider, "role": Role.VIEW, "valid_until": later(hours=1),
+              "reason": "because", "granted_by": superuser, **kwargs}
+    with pytest.raises(GrantError, match=message):
+        grant_create(**values)
+    assert not AccessGrant.objects.exists()
+
+
+def test_nobody_grants_to_themselves(db):
+    manager = make_user("manager")
+    manager.user_permissions.add(Permission.objects.get(codename="add_accessgrant"))
+    manager = fresh(manager)
+    with pytest.raises(GrantError, match="yourself"):
+        grant_create(user=manager, role=Role.PROMOTE, valid_until=later(hours=1),
+                     reason="me", granted_by=manager)
+
+
+def test_a_grant_manager_without_superuser_status_may_grant(outsider):
+    manager = make_user("manager")
+    manager.user_permissions.add(Permission.objects.get(codename="add_accessgrant"))
+    grant = grant_create(user=outsider, role=Role.VIEW, valid_until=later(hours=1),
+                         reason="audit", granted_by=fresh(manager))
+    assert grant.granted_by == manager
+
+
+def test_a_refused_grant_is_audited_as_denied(lead, outsider):
+    with pytest.raises(GrantError, match="may not grant"):
+        grant_create(user=outsider, role=Role.VIEW, valid_until=later(hours=1),
+                     reason="x", granted_by=lead)
+    denied = AuditEvent.objects.get(action=AuditAction.DENIED)
+    assert denied.environment == "production" and denied.details == {"attempted": "grant"}
+
+
+# --- Commands -------------------------------------------------------------------------------
+
+def test_grant_access_prints_the_id_and_revoke_access_ends_it(outsider, superuser,
+                                                              integration):
+    until = later(days=2).isoformat()
+    code, out, _ = run("grant_access", "outsider", "--role", "check", "--until", until,
+                       "--reason", "incident 42", "--by", "root", "--integration", "acme-pos")
+    assert code == 0
+    grant = AccessGrant.objects.get(pk=int(out.strip()))
+    assert (grant.role, grant.integration, grant.granted_by) == ("check", integration, superuser)
+    code, out, _ = run("revoke_access", str(grant.pk), "--by", "root")
+    assert code == 0 and f"grant #{grant.pk}" in out
+    assert not AccessGrant.objects.get(pk=grant.pk).is_active()
+    code, _, message = run("revoke_access", str(grant.pk), "--by", "root")
+    assert code == 1 and "already revoked" in message
+    assert audit_verify().ok
+
+
+def test_grant_access_by_someone_without_the_right_exits_1_and_is_audited(lead, outsider):
+    code, _, message = run("grant_access", "outsider", "--role", "view", "--until",
+                           later(days=1).isoformat(), "--reason", "x", "--by", "lead")
+    assert code == 1 and "may not grant" in message
+    assert not AccessGrant.objects.exists()
+    assert AuditEvent.objects.filter(action=AuditAction.DENIED, actor_name="lead").exists()
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (["--until", "tomorrow"], 2, "ISO 8601"),
+    (["--until", "2001-01-01T00:00+00:00"], 1, "future"),
+    (["--by", "nobody"], 1, "No user is named 'nobody'"),
+    (["--integration", "nope"], 1, "No integration"),
+])
+def test_grant_access_refuses_bad_input(outsider, superuser, args, code, message):
+    values = {"--until": later(days=1).isoformat(), "--by": "root"}
+    for flag, value in zip(args[::2], args[1::2], strict=True):
+        values[flag] = value
+    flat = [item for pair in values.items() for item in pair]
+    result = run("grant_access", "outsider", "--role", "view", "--reason", "r", *flat)
+    assert result[0] == code and message in result[2]
+    assert not AccessGrant.objects.exists()
+
+
+def test_revoke_access_needs_the_right_and_an_existing_grant(outsider, superuser, lead):
+    grant = grant_create(user=outsider, role=Role.VIEW, valid_until=later(hours=1),
+                         reason="r", granted_by=superuser)
+    assert run("revoke_access", str(grant.pk), "--by", "lead")[0] == 1
+    assert AccessGrant.objects.get(pk=grant.pk).is_active()
+    assert run("revoke_access", "999999", "--by", "root")[0] == 1
+    assert run("revoke_access", "not-a-grant", "--by", "root")[0] == 1
+
+
+# --- Step-up confirmation ---------------------------------------------------------------------
+
+def test_the_confirm_page_checks_the_password_and_returns_to_next(client, lead):
+    client.force_login(lead)
+    assert client.get("/accounts/confirm/?next=/audit/").status_code == 200
+    response = client.post("/accounts/confirm/", {"password": "wrong", "next": "/access/"})
+    assert response.status_code == 403
+    response = client.post("/accounts/confirm/", {"password": PASSWORD, "next": "/access/"})
+    assert response.status_code == 302 and response["Location"] == "/access/"
+    assert AuditEvent.objects.filter(action=AuditAction.STEP_UP, actor_name="lead").exists()
+
+
+def test_the_confirm_page_never_sends_anyone_to_another_site(client, lead):
+    client.force_login(lead)
+    response = client.post("/accounts/confirm/",
+                           {"password": PASSWORD, "next": "https://evil.example/"})
+    assert response["Location"] == "/"
+
+
+def test_editing_a_production_package_in_the_admin_asks_for_the_password(client,
+                                                                         release_manager):
+    package = onboard(environment=PROD).package
+    client.force_login(release_manager)
+    change = f"/admin/onboarding/onboardingpackage/{package.pk}/change/"
+    response = client.get(change)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/confirm/?next=")
+    client.post("/accounts/confirm/", {"password": PASSWORD, "next": change})
+    assert client.get(change).status_code == 200
+
+
+def test_a_sandbox_package_in_the_admin_needs_no_confirmation(client, superuser,
+                                                              sandbox_version):
+    client.force_login(superuser)
+    change = f"/admin/onboarding/onboardingpackage/{sandbox_version.package.pk}/change/"
+    assert client.get(change).status_code == 200
+
+
+def test_a_refused_production_edit_in_the_admin_is_audited(client, lead):
+    package = onboard(environment=PROD).package
+    lead.is_staff = True
+    lead.save()
+    client.force_login(lead)
+    change = f"/admin/onboarding/onboardingpackage/{package.pk}/change/"
+    assert client.post(change, {"client_id": "x"}).status_code == 403
+    assert AuditEvent.objects.filter(action=AuditAction.DENIED, environment="production",
+                                     details__attempted="edit").exists()
+
+
+# --- Production access page and the dashboard's grant actions --------------------------------
+
+@pytest.mark.parametrize(("who", "status"), [("auditor", 200), ("superuser", 200),
+                                              ("lead", 403), ("release_manager", 403),
+                                              ("outsider", 404)])
+def test_only_auditors_and_superusers_see_who_has_production_access(
+        db, client, request, who,
+                                                                    status):
+    client.force_login(request.getfixturevalue(who))
+    assert client.get("/access/").status_code == status
+    assert client.get("/access/report.csv").status_code == status
+
+
+def test_the_access_page_shows_how_each_user_has_access(client, auditor, release_manager,
+                                                        superuser, outsider, integration):
+    grant = grant_create(user=outsider, role=Role.REVEAL, valid_until=later(hours=3),
+                         reason="Postman set-up", granted_by=superuser, integration=integration)
+    client.force_login(auditor)
+    body = client.get("/access/").content.decode()
+    assert "group Release managers" in body
+    assert f"grant #{grant.pk} until" in body and "granted by root" in body
+    assert "superuser" in body
+    csv_body = client.get("/access/report.csv").content.decode()
+    assert csv_body.splitlines()[0].startswith("user,roles,integration_roles,how")
+    assert "outsider" in csv_body and "Acme POS: view reveal" in csv_body
+
+
+def test_the_nav_shows_the_access_pages_only_to_those_who_may_see_them(client, auditor, lead):
+    client.force_login(auditor)
+    body = client.get("/").content.decode()
+    assert "Production access" in body and "Audit log" in body
+    client.force_login(lead)
+    body = client.get("/").content.decode()
+    assert "Production access" not in body and "Audit log" not in body
+
+
+def test_a_superuser_grants_and_revokes_from_the_dashboard_after_confirming(client, superuser,
+                                                                            outsider):
+    client.force_login(superuser)
+    assert client.get("/access/grants/new/").status_code == 200
+    form = {"user": "outsider", "role": "check", "valid_until": later(days=1).strftime(
+        "%Y-%m-%d %H:%M"), "reason": "on call"}
+    response = client.post("/access/grants/new/", form)
+    assert response.status_code == 400 and not AccessGrant.objects.exists()
+    response = client.post("/access/grants/new/", {**form, "confirm_password": PASSWORD})
+    assert response.status_code == 302
+    grant = AccessGrant.objects.get()
+    assert can(user=fresh(outsider), action=Role.CHECK, environment=PROD)
+    assert client.post(f"/access/grants/{grant.uuid}/revoke/").status_code == 302
+    assert not AccessGrant.objects.get().is_active()
+
+
+def test_only_grant_managers_reach_the_grant_actions(client, auditor, outsider, lead):
+    client.force_login(auditor)
+    assert client.get("/access/grants/new/").status_code == 403
+    client.force_login(outsider)
+    assert client.get("/access/grants/new/").status_code == 404

@@ -1,0 +1,113 @@
+"""The "who has Production access" report is exactly `can()`'s answer (a property test over
+random users, groups, permissions and grants), and the access_report command's formats."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import timedelta
+from io import StringIO
+
+from django.contrib.auth.models import Group, Permission, User
+from django.core.management import call_command
+from django.db import transaction
+from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from onboarding.models import AccessGrant, Environment, Integration, Role
+from onboarding.services.access import can
+from onboarding.services.access_report import access_report
+from onboarding.services.grants import grant_create
+from tests.conftest import make_user
+
+PROD = Environment.PRODUCTION
+CODENAMES = [f"{role}_{env}" for env in Environment for role in Role
+             if not (role == Role.PROMOTE and env == Environment.SANDBOX)]
+GROUPS = ["Integration leads", "Release managers", "Auditors", "Custom"]
+
+grants = st.lists(st.tuples(
+    st.sampled_from(Role.values),
+    st.sampled_from([None, 0, 1]),                       # all integrations, or one of two
+    st.sampled_from(["active", "expired", "revoked"]),
+), max_size=3)
+users = st.lists(st.fixed_dictionaries({
+    "superuser": st.sampled_from([False, False, False, True]),
+    "active": st.sampled_from([True, True, True, False]),
+    "groups": st.sets(st.sampled_from(GROUPS), max_size=2),
+    "perms": st.sets(st.sampled_from(CODENAMES), max_size=3),
+    "grants": grants,
+}), min_size=1, max_size=5)
+
+
+def build(specs: list[dict], custom_perms: set[str]) -> list[Integration]:
+    integrations = [Integration.objects.create(name=n, slug=n.lower()) for n in ("Ia", "Ib")]
+    custom = Group.objects.create(name="Custom")
+    custom.permissions.set(Permission.objects.filter(codename__in=custom_perms))
+    granter = User.objects.create_superuser("granter-root", password="x" * 12)
+    now = timezone.now()
+    for n, spec in enumerate(specs):
+        user = make_user(f"user{n}", *spec["groups"], is_superuser=spec["superuser"],
+                         is_active=spec["active"])
+        user.user_permissions.set(Permission.objects.filter(codename__in=spec["perms"]))
+        for role, where, state in spec["grants"]:
+            AccessGrant.objects.create(
+                user=user, role=role, reason="property test", granted_by=granter,
+                integration=None if where is None else integrations[where],
+                valid_until=now + (timedelta(hours=-1) if state == "expired"
+                                   else timedelta(hours=1)),
+                revoked_at=now if state == "revoked" else None,
+            )
+    return integrations
+
+
+def answers(user: User, integration: Integration | None) -> set[str]:
+    fresh = User.objects.get(pk=user.pk)  # no cached grants or permissions between questions
+    return {role for role in Role.values
+            if can(user=fresh, action=role, environment=PROD, integration=integration)}
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(specs=users, custom_perms=st.sets(st.sampled_from(CODENAMES), max_size=4))
+def test_the_report_lists_exactly_who_can_act_in_production_with_the_same_roles(
+        db, specs, custom_perms):
+    with transaction.atomic():
+        integrations = build(specs, custom_perms)
+        report = {row.username: row for row in access_report()}
+        for user in User.objects.all():
+            expected = {scope: answers(user, scope) for scope in [None, *integrations]}
+            if not any(expected.values()):
+                assert user.username not in report, f"{user} listed without Production access"
+                continue
+            assert user.username in report, f"{user} missing though can() allows {expected}"
+            row = report[user.username]
+            for scope, held in expected.items():
+                assert row.roles_on(scope) == held, (user.username, scope, held)
+        transaction.set_rollback(True)
+
+
+def command(fmt: str) -> str:
+    out = StringIO()
+    call_command("access_report", "--format", fmt, stdout=out)
+    return out.getvalue()
+
+
+def test_access_report_prints_table_csv_and_json(release_manager, superuser, outsider, lead):
+    grant_create(user=outsider, role=Role.CHECK, granted_by=superuser, reason="on call",
+                 valid_until=timezone.now() + timedelta(days=1))
+    rows = [json.loads(line) for line in command("json").splitlines()]
+    by_user = {row["user"]: row for row in rows}
+    assert set(by_user) == {"release", "root", "outsider", "lead"}
+    assert by_user["release"]["roles"] == "view check edit promote"
+    assert by_user["lead"]["how"] == "group Integration leads"
+    assert by_user["outsider"]["how"].startswith("grant #")
+    assert by_user["outsider"]["granted_by"] == "root"
+    parsed = list(csv.DictReader(StringIO(command("csv"))))
+    assert [r["user"] for r in parsed] == ["lead", "outsider", "release", "root"]
+    table = command("table")
+    assert "release" in table and "how: group Release managers" in table
+
+
+def test_an_empty_report_says_so(db):
+    assert command("table").strip() == "Nobody has Production access."

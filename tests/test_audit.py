@@ -1,0 +1,271 @@
+"""The audit log: tamper evidence (edit, delete, reorder), the PostgreSQL trigger, the audit page
+with its filters and exports, events for permission changes, and no secret anywhere in it."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+from django.contrib.auth.models import Group, Permission
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import DatabaseError, connection, transaction
+
+from onboarding.models import AuditEvent, Environment, PackageVersion
+from onboarding.services import packages as packages_service
+from onboarding.services.audit import AuditAction, audit_record, audit_verify
+from tests.conftest import KNOWN_PASSWORD, KNOWN_SECRET, make_user, onboard, package_data
+
+EVENTS = 5
+postgres_only = pytest.mark.skipif("connection.vendor != 'postgresql'",
+                                   reason="the trigger exists on PostgreSQL only")
+
+
+@pytest.fixture
+def log(db) -> list[AuditEvent]:
+    for n in range(EVENTS):
+        audit_record(action=AuditAction.CHECK, target=f"event {n}", details={"n": n})
+    return list(AuditEvent.objects.order_by("seq"))
+
+
+def raw(sql: str, params: list | None = None) -> None:
+    """Tamper as someone with database access would: raw SQL, past the model's guards."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("ALTER TABLE onboarding_auditevent DISABLE TRIGGER USER")
+        cursor.execute(sql, params or [])
+        if connection.vendor == "postgresql":
+            cursor.execute("ALTER TABLE onboarding_auditevent ENABLE TRIGGER USER")
+
+
+def verify() -> tuple[int, str, str]:
+    out, err = StringIO(), StringIO()
+    try:
+        call_command("verify_audit_log", stdout=out, stderr=err)
+    except CommandError as exc:
+        return exc.returncode, out.getvalue(), str(exc)
+    return 0, out.getvalue(), err.getvalue()
+
+
+def test_an_untouched_log_verifies(log):
+    code, out, _ = verify()
+    assert code == 0
+    assert f"{EVENTS} events" in out
+
+
+@pytest.mark.parametrize("index", range(EVENTS))
+def test_editing_any_event_is_detected_and_named(log, index):
+    event = log[index]
+    raw("UPDATE onboarding_auditevent SET target = %s WHERE id = %s", ["edited", event.pk])
+    code, _, message = verify()
+    assert code == 1
+    assert f"event id {event.pk} (seq {event.seq}" in message
+    assert "altered" in message
+
+
+@pytest.mark.parametrize("index", range(EVENTS))
+def test_deleting_any_event_is_detected_and_named(log, index):
+    event = log[index]
+    raw("DELETE FROM onboarding_auditevent WHERE id = %s", [event.pk])
+    code, _, message = verify()
+    assert code == 1
+    # The first event after the gap is named; deleting the newest names the missing one.
+    named = log[index + 1].pk if index + 1 < EVENTS else event.pk
+    assert f"event id {named}" in message
+
+
+@pytest.mark.parametrize("index", range(EVENTS - 1))
+def test_reordering_two_events_is_detected_and_named(log, index):
+    first, second = log[index], log[index + 1]
+    raw("UPDATE onboarding_auditevent SET id = -1 WHERE id = %s", [first.pk])
+    raw("UPDATE onboarding_auditevent SET id = %s WHERE id = %s", [first.pk, second.pk])
+    raw("UPDATE onboarding_auditevent SET id = %s WHERE id = -1", [second.pk])
+    code, _, message = verify()
+    assert code == 1
+    assert f"event id {first.pk}" in message
+    assert "reordered" in message
+
+
+def test_the_model_refuses_to_change_or_delete_an_event(log):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError):
+        log[0].save()
+    with pytest.raises(ValidationError):
+        log[0].delete()
+
+
+@postgres_only
+def test_postgresql_refuses_update_and_delete_of_audit_rows(log):
+    for sql in ("UPDATE onboarding_auditevent SET target = 'x' WHERE id = %s",
+                "DELETE FROM onboarding_auditevent WHERE id = %s"):
+        with (pytest.raises(DatabaseError, match="append-only"), transaction.atomic(),
+              connection.cursor() as cursor):
+            cursor.execute(sql, [log[0].pk])
+    assert audit_verify().ok
+
+
+def test_if_the_audit_write_fails_the_package_edit_did_not_happen(sandbox_version,
+                                                                  monkeypatch):
+    def broken(**kwargs):
+        raise DatabaseError("audit table locked")
+
+    monkeypatch.setattr(packages_service, "audit_record", broken)
+    with pytest.raises(DatabaseError):
+        packages_service.package_store(integration=sandbox_version.package.integration,
+                                       environment=Environment.SANDBOX,
+                                       data=package_data(client_id="client-changed-0001"))
+    assert PackageVersion.objects.count() == 1
+    sandbox_version.package.refresh_from_db()
+    assert sandbox_version.package.current_version_id == sandbox_version.pk
+
+
+def test_if_the_audit_write_fails_the_promotion_did_not_happen(sandbox_version, release_manager,
+                                                               monkeypatch):
+    from onboarding.services import promotion as promotion_service
+    from tests.test_promotion import passing_check, promote
+
+    passing_check(sandbox_version)
+
+    def broken(**kwargs):
+        raise DatabaseError("audit table locked")
+
+    monkeypatch.setattr(promotion_service, "audit_record", broken)
+    with pytest.raises(DatabaseError):
+        promote(sandbox_version.package.integration, release_manager)
+    assert not PackageVersion.objects.filter(package__environment="production").exists()
+    assert not promotion_service.Promotion.objects.exists()
+
+
+# --- Permission and membership changes ------------------------------------------------------
+
+def test_joining_and_leaving_a_group_is_audited(db):
+    user = make_user("newcomer")
+    group = Group.objects.get(name="Release managers")
+    user.groups.add(group)
+    event = AuditEvent.objects.filter(action=AuditAction.GROUP_CHANGE).latest("seq")
+    assert event.details == {"change": "added", "user": "newcomer",
+                             "groups": ["Release managers"]}
+    assert event.environment == "production"  # the group carries Production permissions
+    group.user_set.remove(user)
+    event = AuditEvent.objects.filter(action=AuditAction.GROUP_CHANGE).latest("seq")
+    assert event.details == {"change": "removed", "group": "Release managers",
+                             "users": ["newcomer"]}
+
+
+def test_clearing_groups_names_the_groups_removed(db):
+    user = make_user("newcomer", "Integration leads", "Auditors")
+    user.groups.clear()
+    event = AuditEvent.objects.filter(action=AuditAction.GROUP_CHANGE).latest("seq")
+    assert event.details["change"] == "removed"
+    assert event.details["groups"] == ["Auditors", "Integration leads"]
+
+
+def test_user_and_group_permission_changes_are_audited(db):
+    user = make_user("newcomer")
+    promote = Permission.objects.get(codename="promote_production")
+    user.user_permissions.add(promote)
+    event = AuditEvent.objects.filter(action=AuditAction.PERMISSION_CHANGE).latest("seq")
+    assert event.details == {"change": "added", "user": "newcomer",
+                             "permissions": ["onboarding.promote_production"]}
+    assert event.environment == "production"
+    Group.objects.get(name="Auditors").permissions.remove(
+        Permission.objects.get(codename="view_sandbox"))
+    event = AuditEvent.objects.filter(action=AuditAction.PERMISSION_CHANGE).latest("seq")
+    assert event.details == {"change": "removed", "group": "Auditors",
+                             "permissions": ["onboarding.view_sandbox"]}
+    assert event.environment == ""
+
+
+def test_becoming_a_superuser_is_audited(db):
+    user = make_user("newcomer")
+    user.is_superuser = True
+    user.save()
+    event = AuditEvent.objects.filter(action=AuditAction.PERMISSION_CHANGE).latest("seq")
+    assert event.details == {"change": "added", "user": "newcomer",
+                             "permissions": ["superuser"]}
+    assert audit_verify().ok
+
+
+# --- The audit page ---------------------------------------------------------------------------
+
+@pytest.fixture
+def busy_log(db, lead):
+    onboard()
+    onboard("Bravo Shop", environment=Environment.PRODUCTION)
+    for n in range(60):
+        audit_record(action=AuditAction.CHECK, actor=lead, environment="sandbox",
+                     target=f"check {n}")
+
+
+def test_auditors_read_the_log_fifty_events_a_page(client, auditor, busy_log):
+    client.force_login(auditor)
+    response = client.get("/audit/")
+    assert response.status_code == 200
+    page = response.context["page"]
+    assert len(page.object_list) == 50
+    assert page.paginator.num_pages >= 2
+    assert client.get("/audit/?page=2").status_code == 200
+
+
+def test_the_log_filters_by_actor_action_environment_integration_and_date(client, auditor,
+                                                                          busy_log):
+    client.force_login(auditor)
+    assert client.get("/audit/?actor=lead").context["page"].paginator.count == 60
+    assert client.get("/audit/?action=package_create&environment=production"
+                      ).context["page"].paginator.count == 1
+    events = client.get("/audit/?integration=bravo-shop").context["page"].object_list
+    assert {e.integration_name for e in events} == {"Bravo Shop"}
+    assert client.get("/audit/?since=2000-01-01&until=2000-01-02"
+                      ).context["page"].paginator.count == 0
+
+
+def test_a_bad_date_range_is_a_clear_message_not_an_error(client, auditor, busy_log):
+    client.force_login(auditor)
+    response = client.get("/audit/?since=2026-02-02&until=2026-01-01")
+    assert response.status_code == 400
+    assert b"before the start date" in response.content
+    assert client.get("/audit/?since=not-a-date").status_code == 400
+
+
+@pytest.mark.parametrize(("who", "status"), [("lead", 403), ("release_manager", 403),
+                                              ("outsider", 404), ("superuser", 200)])
+def test_only_auditors_and_superusers_see_the_log(db, client, request, who, status):
+    client.force_login(request.getfixturevalue(who))
+    assert client.get("/audit/").status_code == status
+    assert client.get("/audit/export.csv").status_code == status
+
+
+def test_exports_hold_every_matching_event_and_are_audited(client, auditor, busy_log):
+    client.force_login(auditor)
+    response = client.get("/audit/export.jsonl?actor=lead")
+    lines = [json.loads(line) for line in b"".join(response.streaming_content).splitlines()]
+    assert len(lines) == 60
+    assert [row["seq"] for row in lines] == sorted(row["seq"] for row in lines)
+    assert set(lines[0]) >= {"seq", "at", "actor_name", "action", "details", "hmac", "ip"}
+    csv_body = b"".join(client.get("/audit/export.csv").streaming_content).decode()
+    assert csv_body.splitlines()[0].startswith("seq,at,actor_id")
+    exports = AuditEvent.objects.filter(action=AuditAction.AUDIT_EXPORT).order_by("seq")
+    assert [e.details["format"] for e in exports] == ["jsonl", "csv"]
+    assert exports[0].details["filters"] == {"actor": "lead"}
+
+
+def test_no_event_export_or_page_of_the_log_holds_a_secret(client, superuser, lead,
+                                                           sandbox_version):
+    # Reveal and export first, so the log records every kind of secret access.
+    client.force_login(lead)
+    package = sandbox_version.package
+    client.post(f"/packages/{package.uuid}/reveal/secret/",
+                {"field": "password", "confirm_password": "unused-in-tests-1234"})
+    client.post(f"/packages/{package.uuid}/reveal/postman/")
+    client.force_login(superuser)
+    bodies = [client.get("/audit/").content, client.get("/access/").content,
+              b"".join(client.get("/audit/export.csv").streaming_content),
+              b"".join(client.get("/audit/export.jsonl").streaming_content),
+              client.get("/admin/onboarding/auditevent/").content]
+    bodies += [json.dumps([e.target, e.details]).encode() for e in AuditEvent.objects.all()]
+    for body in bodies:
+        assert KNOWN_SECRET.encode() not in body
+        assert KNOWN_PASSWORD.encode() not in body
+    assert AuditEvent.objects.filter(action=AuditAction.EXPORT).exists()
