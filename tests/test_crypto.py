@@ -233,6 +233,10 @@ def test_an_unreadable_package_says_so_and_other_pages_keep_working(client, supe
     assert UNREADABLE in changelist.content.decode()
     assert "Readable POS" in changelist.content.decode()
 
+    integration_page = client.get(f"/integrations/{lost.package.integration.uuid}/")
+    assert integration_page.status_code == 200
+    assert UNREADABLE in integration_page.content.decode()
+
     overview = client.get("/")
     assert overview.status_code == 200
     assert "Readable POS" in overview.content.decode()
