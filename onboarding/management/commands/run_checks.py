@@ -10,6 +10,7 @@ from types import FrameType
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
 from django.utils import timezone
 
 from onboarding.services.schedule import (
@@ -82,6 +83,9 @@ class Command(BaseCommand):
                               f"{options['concurrency']} at a time; SIGTERM or Ctrl+C stops.")
             while not stop.is_set():
                 slot = self._round(interval, run).slot_start
+                # No connection idles through the wait: the server or a firewall may drop it,
+                # and the next round would start with a dead one.
+                connections.close_all()
                 wait = (slot + interval - timezone.now()).total_seconds()
                 stop.wait(max(0.0, wait))
             self.stdout.write("run_checks: stopped.")
