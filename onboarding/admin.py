@@ -15,6 +15,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from dashboard.access import deny
 from dashboard.stepup import stepup_is_fresh, stepup_redirect
+from onboarding import admin_access  # noqa: F401 (users, groups, grants: audited)
 from onboarding.admin_promotion import ACTIONS as PROMOTION_ACTIONS
 from onboarding.admin_promotion import (
     promote_to_production,

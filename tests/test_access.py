@@ -7,7 +7,7 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
@@ -275,3 +275,33 @@ def test_only_grant_managers_reach_the_grant_actions(client, auditor, outsider, 
     assert client.get("/access/grants/new/").status_code == 403
     client.force_login(outsider)
     assert client.get("/access/grants/new/").status_code == 404
+
+
+# --- Users and groups in the admin ------------------------------------------------------------
+
+def test_changing_a_group_in_the_admin_asks_for_the_password_and_names_the_admin(client,
+                                                                                 superuser):
+    group = Group.objects.get(name="Auditors")
+    change = f"/admin/auth/group/{group.pk}/change/"
+    client.force_login(superuser)
+    response = client.get(change)
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/confirm/")
+    client.post("/accounts/confirm/", {"password": PASSWORD, "next": change})
+    promote = Permission.objects.get(codename="promote_production")
+    kept = list(group.permissions.values_list("pk", flat=True))
+    response = client.post(change, {"name": "Auditors", "permissions": [*kept, promote.pk]})
+    assert response.status_code == 302
+    event = AuditEvent.objects.filter(action=AuditAction.PERMISSION_CHANGE).latest("seq")
+    assert event.actor_name == "root"
+    assert event.details == {"change": "added", "group": "Auditors",
+                             "permissions": ["onboarding.promote_production"]}
+    assert event.environment == "production"
+
+
+def test_grants_are_listed_read_only_in_the_admin(client, superuser, outsider):
+    grant = grant_create(user=outsider, role=Role.VIEW, valid_until=later(hours=1),
+                         reason="r", granted_by=superuser)
+    client.force_login(superuser)
+    assert client.get("/admin/onboarding/accessgrant/").status_code == 200
+    assert client.get(f"/admin/onboarding/accessgrant/{grant.pk}/change/").status_code == 200
+    assert client.get("/admin/onboarding/accessgrant/add/").status_code == 403
