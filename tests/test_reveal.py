@@ -206,3 +206,14 @@ def test_the_postman_environment_without_a_live_token_has_no_token(client, lead,
     keys = [v["key"] for v in json.loads(response.content)["values"]]
     assert keys == ["accounts_url", "token_url", "client_id", "client_secret", "username",
                     "password"]
+
+
+def test_cards_link_to_the_reveal_page_only_for_the_reveal_role(client, lead, auditor,
+                                                               production_version):
+    sandbox = production_version.package.integration.packages.get(environment="sandbox")
+    client.force_login(lead)
+    body = client.get("/").content.decode()
+    assert f"/packages/{sandbox.uuid}/reveal/" in body
+    assert f"/packages/{production_version.package.uuid}/reveal/" not in body
+    client.force_login(auditor)
+    assert "/reveal/" not in client.get("/").content.decode()
