@@ -279,3 +279,28 @@ def test_the_changelist_lists_only_packages_the_user_may_view(client, known):
     assert [p.environment for p in response.context["cl"].result_list] == ["sandbox"]
     production = OnboardingPackage.objects.get(environment="production")
     assert client.get(f"{PACKAGES}{production.pk}/change/").status_code in (302, 403)
+
+
+def test_an_unreadable_package_asks_for_all_four_credentials_again(client, superuser, db):
+    from django.test import override_settings
+
+    from tests.manage_subprocess import key_entry
+
+    with override_settings(FIELD_ENCRYPTION_KEYS=key_entry("gone")):
+        lost = onboard("Lost keys POS")
+    package = lost.package
+    client.force_login(superuser)
+    url = f"{PACKAGES}{package.pk}/change/"
+
+    kept = client.post(url, _form_data(package))
+    assert kept.status_code == 200
+    assert "cannot be decrypted with the configured keys; enter all four" in \
+        kept.content.decode()
+    assert package.versions.count() == 1
+
+    entered = client.post(url, _form_data(package, client_id=CLIENT_ID, username=USERNAME,
+                                          client_secret="cs-re-entered", password="pw-re-entered"))
+    assert entered.status_code == 302
+    current = OnboardingPackage.objects.get(pk=package.pk).current_version
+    assert (current.number, current.client_secret, current.password) == \
+        (2, "cs-re-entered", "pw-re-entered")
