@@ -123,3 +123,12 @@ def test_rotate_check_on_an_empty_database_exits_0(sqlite_child):
     result = manage("rotate_encryption_keys", "--check", env=env)
     assert result.returncode == 0, result.stderr
     assert "0 values on older keys." in result.stdout
+
+
+@pytest.mark.django_db
+def test_a_plain_account_named_admin_does_not_stop_the_first_admin():
+    User.objects.create_user(username="admin", password="x")
+    output = _create_first_admin()
+    assert "user name: admin2" in output
+    assert User.objects.get(username="admin2").check_password(_printed_password(output))
+    assert not User.objects.get(username="admin").is_superuser

@@ -23,6 +23,11 @@ def first_admin_ensure(*, username: str = FIRST_ADMIN_USERNAME) -> tuple[str, st
     with transaction.atomic():
         if user_model.objects.filter(is_superuser=True).exists():
             return None
+        # A plain account may already use the name: take the next free one rather than crash.
+        base, number = username, 1
+        while user_model.objects.filter(username=username).exists():
+            number += 1
+            username = f"{base}{number}"
         password = secrets.token_urlsafe(18)
         user = user_model.objects.create_superuser(username=username, email="", password=password)
         PasswordChangeRequired.objects.create(user=user)
