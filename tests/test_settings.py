@@ -135,3 +135,14 @@ def test_the_system_check_reports_a_short_audit_key():
 
 def test_the_system_check_is_quiet_with_good_keys():
     assert check_keys() == []
+
+
+def test_manage_check_runs_the_key_check():
+    from django.core.checks.registry import registry
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    assert check_keys in registry.get_checks()
+    with (override_settings(FIELD_ENCRYPTION_KEYS="k1:AAAA"),
+          pytest.raises(SystemCheckError, match="FIELD_ENCRYPTION_KEYS")):
+        call_command("check")
