@@ -1,7 +1,8 @@
 """Test settings: the production settings module with keys made for this run only.
 
 The keys are set before dashboard.settings is imported, because it refuses to start without
-them. DATABASE_URL is left alone, so CI can run the same suite on PostgreSQL.
+them. DATABASE_URL is left alone, so CI can run the same suite on PostgreSQL; a .env file is
+ignored (DJANGO_READ_DOT_ENV=false).
 """
 
 import base64
@@ -16,6 +17,8 @@ os.environ.update(
         "AUDIT_HMAC_KEY": secrets.token_urlsafe(48),
         "ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
         "HTTPS": "false",
+        # A developer's .env (from `make run`) must not change what the suite tests.
+        "DJANGO_READ_DOT_ENV": "false",
     }
 )
 
