@@ -147,11 +147,14 @@ class PackageForm(forms.Form):
         cleaned = super().clean()
         if self.paste_error:
             self.add_error("paste", self.paste_error)
-        if not self.errors:
-            try:
-                package_validate(data=self.package_data())
-            except ValidationError as exc:
-                self.add_error(None, exc)
+        # Validate even when a field already failed, so every problem shows at once; a field
+        # with its own error keeps that one.
+        try:
+            package_validate(data=self.package_data())
+        except ValidationError as exc:
+            for name, errors in exc.message_dict.items():
+                if name not in self.errors:
+                    self.add_error(name if name in self.fields else None, errors)
         return cleaned
 
     def package_data(self) -> PackageData:

@@ -141,6 +141,15 @@ def test_an_e_mail_that_is_not_one_is_explained_next_to_the_field_and_nothing_is
     assert "Enter it again: secrets are never sent back to the page." in content
 
 
+def test_every_problem_is_shown_at_once(client, lead, integration):
+    client.force_login(lead)
+    response = client.post(edit_url(integration), edit_post(username="not-an-email",
+                                                            company_id="x12"))
+    content = response.content.decode()
+    assert "The company ID is a positive whole number." in content
+    assert "The user name must be the API user&#x27;s e-mail address." in content
+
+
 def test_an_empty_client_id_is_explained_next_to_the_field(client, lead):
     client.force_login(lead)
     response = client.post(NEW, new_post(username="api@acme.example"))
