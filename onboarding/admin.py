@@ -37,6 +37,7 @@ from onboarding.services.audit import RequestMeta
 from onboarding.services.packages import (
     UNREADABLE,
     PackageData,
+    integration_delete,
     mask,
     package_store,
     package_validate,
@@ -270,6 +271,23 @@ class IntegrationAdmin(admin.ModelAdmin):
             for name in PROMOTION_ACTIONS:
                 actions.pop(name, None)
         return actions
+
+    # Deleting: superusers only, through integration_delete (audited), which first clears the
+    # PROTECT links that keep versions from being deleted by accident.
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, ...]:
+        deleted, counts, _perms_needed, _protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, set(), []
+
+    def delete_model(self, request: HttpRequest, obj: Integration) -> None:
+        integration_delete(integration=obj, actor=request.user,
+                           meta=RequestMeta.from_request(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for integration in queryset:
+            self.delete_model(request, integration)
 
 
 @admin.register(AuditEvent)

@@ -304,3 +304,41 @@ def test_an_unreadable_package_asks_for_all_four_credentials_again(client, super
     current = OnboardingPackage.objects.get(pk=package.pk).current_version
     assert (current.number, current.client_secret, current.password) == \
         (2, "cs-re-entered", "pw-re-entered")
+
+
+def test_a_superuser_deletes_an_integration_with_its_history_and_the_audit_keeps_it(
+        client, superuser, known):
+    from onboarding.services.audit import audit_verify
+
+    integration = known[0].package.integration
+    client.force_login(superuser)
+    url = f"{INTEGRATIONS}{integration.pk}/delete/"
+    page = client.get(url)
+    assert page.status_code == 200
+    assert "protected" not in page.content.decode().lower()
+
+    response = client.post(url, {"post": "yes"})
+    assert response.status_code == 302
+    assert not Integration.objects.exists()
+    assert not PackageVersion.objects.exists() and not ConnectivityCheck.objects.exists()
+    event = AuditEvent.objects.filter(action=AuditAction.INTEGRATION_DELETE).get()
+    assert (event.integration_name, event.actor_name) == ("Acme POS", superuser.username)
+    assert audit_verify().ok
+
+
+def test_only_a_superuser_may_delete_an_integration(client, release_manager, known):
+    integration = known[0].package.integration
+    client.force_login(release_manager)
+    assert client.post(f"{INTEGRATIONS}{integration.pk}/delete/", {"post": "yes"}) \
+        .status_code == 403
+    assert Integration.objects.filter(pk=integration.pk).exists()
+
+
+def test_the_delete_selected_action_deletes_through_the_service(client, superuser, known):
+    integration = known[0].package.integration
+    client.force_login(superuser)
+    response = client.post(INTEGRATIONS, {"action": "delete_selected", "post": "yes",
+                                          "_selected_action": [str(integration.pk)]})
+    assert response.status_code == 302
+    assert not Integration.objects.exists()
+    assert AuditEvent.objects.filter(action=AuditAction.INTEGRATION_DELETE).count() == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
@@ -17,6 +17,7 @@ from onboarding.models import (
     Integration,
     OnboardingPackage,
     PackageVersion,
+    Promotion,
     ResponseFormat,
     Role,
     VersionSource,
@@ -105,6 +106,26 @@ def integration_get_or_create(
     except IntegrityError:
         raise PackageError(f"Another integration already uses the short name '{slug}'.") from None
     return integration, True
+
+
+def integration_delete(*, integration: Integration, actor: Any,
+                       meta: RequestMeta | None = None) -> None:
+    """Delete an integration with its packages, versions, checks, promotions and grants.
+
+    Versions are PROTECTed so that nothing removes history by accident; this is the one
+    deliberate way, for a superuser, and the audit log keeps the record (it stores names).
+    """
+    if not getattr(actor, "is_superuser", False):
+        raise PermissionDenied("Only a superuser may delete an integration.")
+    with transaction.atomic():
+        integration = Integration.objects.select_for_update().get(pk=integration.pk)
+        versions = PackageVersion.objects.filter(package__integration=integration).count()
+        audit_record(action=AuditAction.INTEGRATION_DELETE, actor=actor, meta=meta,
+                     integration=integration, target=integration.slug,
+                     details={"versions": versions})
+        Promotion.objects.filter(integration=integration).delete()
+        OnboardingPackage.objects.filter(integration=integration).update(current_version=None)
+        integration.delete()
 
 
 def package_get_or_create(*, integration: Integration, environment: str) -> OnboardingPackage:
