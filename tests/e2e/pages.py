@@ -6,6 +6,8 @@ import re
 import time
 from pathlib import Path
 
+from onboarding.simulator import DEMO_ACCOUNT
+
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 USER_PASSWORD = "unused-in-tests-1234"  # tests/conftest.py make_user()
 
@@ -49,3 +51,11 @@ def assert_counts_down(countdown, *, apart: float = 1.1, patience: float = 3.0) 
         time.sleep(0.1)
         second = seconds_left(countdown.inner_text())
     assert 0 < second < first, f"the countdown stayed at {first} s"
+
+
+def demo_credentials(**overrides: str) -> dict[str, str]:
+    """The simulator's demo account as `onboard()` keyword arguments."""
+    values = {"client_id": DEMO_ACCOUNT.client_id, "client_secret": DEMO_ACCOUNT.client_secret,
+              "username": DEMO_ACCOUNT.username, "password": DEMO_ACCOUNT.password}
+    values.update(overrides)
+    return values

@@ -12,7 +12,13 @@ from onboarding.models import ConnectivityCheck, Environment, Integration
 from onboarding.services.packages import package_current
 from onboarding.simulator import DEMO_ACCOUNT
 from tests.conftest import onboard
-from tests.e2e.pages import assert_counts_down, login, screenshot, seconds_left
+from tests.e2e.pages import (
+    assert_counts_down,
+    demo_credentials,
+    login,
+    screenshot,
+    seconds_left,
+)
 from tests.test_paste import GUIDE_CURL
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -94,8 +100,20 @@ def test_a_wrong_password_shows_the_plain_message(page, lead, accounts_host):
     assert "not-the-demo-password" not in page.content()
 
 
-def demo_credentials(**overrides: str) -> dict[str, str]:
-    values = {"client_id": DEMO_ACCOUNT.client_id, "client_secret": DEMO_ACCOUNT.client_secret,
-              "username": DEMO_ACCOUNT.username, "password": DEMO_ACCOUNT.password}
-    values.update(overrides)
-    return values
+def test_without_javascript_the_paste_is_read_when_saving(browser, live_server, lead):
+    context = browser.new_context(java_script_enabled=False, base_url=live_server.url)
+    page = context.new_page()
+    try:
+        login(page, "lead")
+        page.goto("/integrations/new/")
+        page.get_by_label("Integration name").fill("No Script Store")
+        page.get_by_label("The cURL command or the Postman environment").fill(GUIDE_CURL)
+        expect(page.get_by_label("Client ID")).to_have_value("")  # nothing filled in the page
+        page.get_by_role("button", name="Save", exact=True).click()
+        expect(page.locator(".messages")).to_contain_text(
+            "Taken from the pasted text: client ID, client secret, user name and password.")
+    finally:
+        context.close()
+    integration = Integration.objects.get(name="No Script Store")
+    version = package_current(integration=integration, environment=Environment.SANDBOX)
+    assert version.client_secret == DEMO_ACCOUNT.client_secret

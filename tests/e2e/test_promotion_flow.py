@@ -11,8 +11,7 @@ from onboarding.services.checks import check_run
 from onboarding.services.packages import package_current
 from onboarding.simulator import DEMO_ACCOUNT
 from tests.conftest import onboard
-from tests.e2e.pages import USER_PASSWORD, login, screenshot
-from tests.e2e.test_lead_flow import demo_credentials
+from tests.e2e.pages import USER_PASSWORD, demo_credentials, login, screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
