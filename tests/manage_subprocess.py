@@ -54,14 +54,24 @@ def manage(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.C
     )
 
 
+_template: tuple[Path, dict[str, str]] | None = None
+
+
 @pytest.fixture(scope="session")
 def _migrated_template(tmp_path_factory) -> tuple[Path, dict[str, str]]:
-    """One migrated SQLite file per test session; tests get their own copy of it."""
-    path = tmp_path_factory.mktemp("sqlite") / "template.sqlite3"
-    env = clean_env(**production_keys(), DATABASE_URL=f"sqlite:///{path}")
-    result = manage("migrate", "--noinput", env=env, timeout=180)
-    assert result.returncode == 0, result.stderr
-    return path, env
+    """One migrated SQLite file per test session; tests get their own copy of it.
+
+    Each test module re-exports this fixture, which pytest counts as separate fixtures, so the
+    file is cached here to migrate once per session rather than once per module.
+    """
+    global _template
+    if _template is None:
+        path = tmp_path_factory.mktemp("sqlite") / "template.sqlite3"
+        env = clean_env(**production_keys(), DATABASE_URL=f"sqlite:///{path}")
+        result = manage("migrate", "--noinput", env=env, timeout=180)
+        assert result.returncode == 0, result.stderr
+        _template = (path, env)
+    return _template
 
 
 @pytest.fixture
