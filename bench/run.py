@@ -151,13 +151,13 @@ def gunicorn(env: dict[str, str]) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             try:
-                if requests.get(f"{base}/accounts/login/", timeout=2).status_code == 200:
+                if requests.get(f"{base}/accounts/login/", timeout=10).status_code == 200:
                     break
-            except requests.ConnectionError:
-                pass
+            except requests.RequestException:
+                pass  # not listening yet, or still importing Django
             if time.monotonic() > deadline or child.poll() is not None:
                 raise SystemExit("gunicorn did not start:\n" + (child.stderr.read()
                                                                if child.poll() is not None

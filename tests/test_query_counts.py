@@ -13,6 +13,10 @@ from tests.conftest import onboard
 
 MAX_QUERIES = 15
 
+# Marked, not only reached through fixtures: the users are looked up by name at run time, and
+# pytest-django runs database tests before transactional ones (whose flush drops the groups).
+pytestmark = pytest.mark.django_db
+
 
 @pytest.fixture
 def both_environments(sandbox_simulator, settings, monkeypatch):
