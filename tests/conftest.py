@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 
 from onboarding.models import Environment, Integration, PackageVersion, VersionSource
 from onboarding.services.packages import PackageData, package_onboard
@@ -14,10 +15,24 @@ KNOWN_SECRET = "cs-Zq8mXv2LrT5wKp9"
 KNOWN_PASSWORD = "pw-Hn4sRt7YuB2eGc6"
 
 
+DEFAULT_GROUPS = importlib.import_module("onboarding.migrations.0002_default_groups").GROUPS
+
+
+def default_group(name: str) -> Group:
+    """The group the data migration made; recreated when a transactional test flushed it
+    (a flush restores permissions through post_migrate, but not data-migration rows)."""
+    group, created = Group.objects.get_or_create(name=name)
+    if created:
+        group.permissions.add(*Permission.objects.filter(
+            content_type__app_label="onboarding", codename__in=DEFAULT_GROUPS[name]
+        ))
+    return group
+
+
 def make_user(username: str, *groups: str, **extra: Any) -> User:
     user = User.objects.create_user(username=username, password="unused-in-tests-1234", **extra)
     for name in groups:
-        user.groups.add(Group.objects.get(name=name))
+        user.groups.add(default_group(name))
     return user
 
 
