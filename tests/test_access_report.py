@@ -111,3 +111,17 @@ def test_access_report_prints_table_csv_and_json(release_manager, superuser, out
 
 def test_an_empty_report_says_so(db):
     assert command("table").strip() == "Nobody has Production access."
+
+
+def test_the_report_says_who_gave_group_and_superuser_access_from_the_audit_log(superuser):
+    from onboarding.services.audit import audit_acting
+
+    newcomer = make_user("newcomer")
+    with audit_acting(actor=superuser):
+        newcomer.groups.add(Group.objects.get(name="Release managers"))
+    row = next(r for r in access_report() if r.username == "newcomer")
+    source = next(s for s in row.sources if s.label == "group Release managers")
+    assert source.granted_by == "root" and source.granted_at is not None
+    root_row = next(r for r in access_report() if r.username == "root")
+    assert root_row.sources[0].label == "superuser"
+    assert root_row.sources[0].granted_by == "system"  # created outside any request

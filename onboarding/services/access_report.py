@@ -7,7 +7,7 @@ The report never re-derives access on its own: the roles shown are exactly what 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -121,6 +121,34 @@ def _sources(user: Any, grants: list[Any]) -> list[AccessSource]:
     return found
 
 
+def _added_by(rows: list[AccessRow]) -> dict[tuple[str, str], AuditEvent]:
+    """(user name, source label) → the newest audit event that gave it, for the sources the
+    database itself does not date (superuser, group, permission)."""
+    names = {row.username for row in rows}
+    names |= {s.label.removeprefix("group ") for row in rows for s in row.sources
+              if s.kind == "group"}
+    found: dict[tuple[str, str], AuditEvent] = {}
+    events = AuditEvent.objects.filter(
+        action__in=[AuditAction.GROUP_CHANGE, AuditAction.PERMISSION_CHANGE], target__in=names,
+    ).order_by("seq")
+    for event in events.iterator():
+        details = event.details
+        if details.get("change") != "added":
+            continue
+        if event.action == AuditAction.GROUP_CHANGE and "user" in details:
+            pairs = [(details["user"], f"group {g}") for g in details.get("groups", [])]
+        elif event.action == AuditAction.GROUP_CHANGE:
+            pairs = [(u, f"group {details.get('group')}") for u in details.get("users", [])]
+        elif "user" in details:
+            superuser = details.get("permissions") == ["superuser"]
+            pairs = [(details["user"], "superuser" if superuser else "permission")]
+        else:
+            continue
+        for pair in pairs:
+            found[pair] = event  # ascending order: the newest one wins
+    return found
+
+
 def _last_actions(user_ids: list[int]) -> dict[int, AuditEvent]:
     newest = (
         AuditEvent.objects.filter(environment=PRODUCTION, actor_id__in=user_ids)
@@ -158,8 +186,14 @@ def access_report() -> list[AccessRow]:
                               everywhere=everywhere, by_integration=by_integration,
                               sources=_sources(user, grant_rows)))
     last = _last_actions([row.user_id for row in rows])
+    added = _added_by(rows)
     for row in rows:
         row.last_action = last.get(row.user_id)
+        row.sources = [
+            replace(s, granted_by=event.actor_name or "system", granted_at=event.at)
+            if s.kind != "grant" and (event := added.get((row.username, s.label))) else s
+            for s in row.sources
+        ]
     return rows
 
 
