@@ -204,3 +204,69 @@ def test_onboard_in_a_child_process_exits_0_and_packages_lists_it(sqlite_child):
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [(r["environment"], r["version"]) for r in rows] == [("sandbox", 1),
                                                                 ("production", None)]
+
+
+def _run_on_a_terminal(args: list[str], env: dict[str, str], answers: list[str]) -> tuple[int, str]:
+    """Run manage.py with a pseudo-terminal as its controlling terminal; answer each prompt."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import termios
+
+    master, slave = pty.openpty()
+
+    def take_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", *args], cwd=manage_subprocess.REPO_ROOT, env=env,
+        stdin=slave, stdout=slave, stderr=slave, preexec_fn=take_terminal,
+    )
+    os.close(slave)
+    output = b""
+    pending = list(answers)
+    answered = 0
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 30)
+            assert ready, f"no prompt within 30 s; got {output!r}"
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+            # Answer a prompt once it is shown: getpass discards anything typed ahead.
+            if pending and output[answered:].rstrip().endswith(b":"):
+                os.write(master, pending.pop(0).encode() + b"\n")
+                answered = len(output)
+        return process.wait(timeout=30), output.decode(errors="replace")
+    finally:
+        os.close(master)
+        if process.poll() is None:
+            process.kill()
+
+
+def test_on_a_terminal_secrets_are_asked_for_without_echo(sqlite_child):
+    path, env = sqlite_child
+    code, output = _run_on_a_terminal(["onboard", *ONBOARD], env,
+                                      [KNOWN_SECRET, KNOWN_PASSWORD])
+    assert code == 0, output
+    assert "Sandbox client secret:" in output
+    assert "Sandbox password for api.user@example.com:" in output
+    assert "Created the integration and stored Acme POS Sandbox package version 1." in output
+    assert KNOWN_SECRET not in output and KNOWN_PASSWORD not in output  # not echoed
+    assert _file_counts(path)[1] == 1
+
+
+def test_an_empty_answer_on_a_terminal_stores_nothing(sqlite_child):
+    path, env = sqlite_child
+    code, output = _run_on_a_terminal(["onboard", *ONBOARD], env, [""])
+    assert code == 1
+    assert "No value entered for IQMETRIX_CLIENT_SECRET; nothing was stored." in output
+    assert _file_counts(path) == (0, 0, 0)
