@@ -269,3 +269,11 @@ def test_no_event_export_or_page_of_the_log_holds_a_secret(client, superuser, le
         assert KNOWN_SECRET.encode() not in body
         assert KNOWN_PASSWORD.encode() not in body
     assert AuditEvent.objects.filter(action=AuditAction.EXPORT).exists()
+
+
+def test_the_csv_export_defuses_spreadsheet_formulas_typed_at_sign_in(client, auditor):
+    client.post("/accounts/login/", {"username": "=1+cmd|calc", "password": "x"})
+    client.force_login(auditor)
+    body = b"".join(client.get("/audit/export.csv").streaming_content).decode()
+    assert ",'=1+cmd|calc," in body
+    assert ",=1+cmd|calc," not in body

@@ -18,7 +18,7 @@ from dashboard.access import require_oversight
 from dashboard.stepup import stepup_confirm, stepup_is_fresh
 from onboarding.models import AccessGrant, Integration, Role
 from onboarding.services.access_report import REPORT_COLUMNS, access_report
-from onboarding.services.audit import RequestMeta
+from onboarding.services.audit import RequestMeta, csv_cell
 from onboarding.services.grants import (
     GrantError,
     grant_create,
@@ -48,7 +48,8 @@ def access_csv(request: HttpRequest) -> HttpResponse:
     response["Content-Disposition"] = 'attachment; filename="production-access.csv"'
     writer = csv.DictWriter(response, fieldnames=REPORT_COLUMNS)
     writer.writeheader()
-    writer.writerows(row.as_dict() for row in access_report())
+    writer.writerows({k: csv_cell(v) for k, v in row.as_dict().items()}
+                     for row in access_report())
     return response
 
 

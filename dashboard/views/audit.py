@@ -24,6 +24,7 @@ from onboarding.services.audit import (
     audit_event_row,
     audit_record,
     audit_search,
+    csv_cell,
 )
 
 AUDIT_PERMISSION = "onboarding.view_auditevent"
@@ -84,7 +85,7 @@ def _csv_lines(events: Any) -> Iterator[str]:
     for event in events.iterator(chunk_size=500):
         row = audit_event_row(event)
         row["details"] = json.dumps(row["details"], sort_keys=True, cls=DjangoJSONEncoder)
-        yield writer.writerow([row[name] for name in EXPORT_FIELDS])
+        yield writer.writerow([csv_cell(row[name]) for name in EXPORT_FIELDS])
 
 
 def _jsonl_lines(events: Any) -> Iterator[str]:

@@ -335,3 +335,11 @@ def audit_superuser_change(*, user: Any, was_superuser: bool | None) -> None:
                    details={"user": user.get_username(),
                             "change": "added" if user.is_superuser else "removed",
                             "permissions": ["superuser"]})
+
+
+def csv_cell(value: Any) -> Any:
+    """A value safe to open in a spreadsheet: text starting like a formula is quoted, because
+    logged text (a user name typed at sign-in) is chosen by whoever typed it."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
