@@ -47,6 +47,8 @@ def test_a_lead_pastes_the_curl_example_saves_and_checks_and_the_countdown_runs(
     expect(page.get_by_label("User name")).to_have_value(DEMO_ACCOUNT.username)
     expect(page.get_by_label("Client secret")).to_have_value(DEMO_ACCOUNT.client_secret)
     expect(page.get_by_label("Password", exact=True)).to_have_value(DEMO_ACCOUNT.password)
+    page.get_by_label("Company ID").fill("14146")
+    page.get_by_label("Location ID").fill("store-12")
     screenshot(page, "package-form")
 
     page.get_by_role("button", name="Save and check").click()
@@ -66,6 +68,7 @@ def test_a_lead_pastes_the_curl_example_saves_and_checks_and_the_countdown_runs(
     integration = Integration.objects.get(name="Acme POS")
     version = package_current(integration=integration, environment=Environment.SANDBOX)
     assert version.password == DEMO_ACCOUNT.password
+    assert (version.company_id, version.location_id) == (14146, "store-12")
     assert ConnectivityCheck.objects.get().outcome == "ok"
 
 
