@@ -13,11 +13,12 @@ from django.db.models.signals import m2m_changed, post_save, pre_save
 from django.dispatch import receiver
 
 from onboarding.services.audit import (
+    ACCOUNT_FLAGS,
     AuditAction,
     RequestMeta,
+    audit_account_flags,
     audit_membership_change,
     audit_record,
-    audit_superuser_change,
 )
 
 
@@ -71,20 +72,18 @@ def audit_group_permissions(sender: Any, instance: Any, action: str, model: type
 
 
 @receiver(pre_save, sender=User)
-def remember_superuser_flag(sender: Any, instance: Any, update_fields: Any = None,
-                            **kwargs: Any) -> None:
-    # Only the flag's old value is read here; the decision to audit is the service's.
-    if update_fields is not None and "is_superuser" not in update_fields:
-        instance._aislekeys_was_superuser = instance.is_superuser
+def remember_account_flags(sender: Any, instance: Any, update_fields: Any = None,
+                           **kwargs: Any) -> None:
+    # Only the flags' old values are read here; the decision to audit is the service's.
+    if update_fields is not None and not set(ACCOUNT_FLAGS) & set(update_fields):
+        instance._aislekeys_flags = {f: getattr(instance, f) for f in ACCOUNT_FLAGS}
     elif instance.pk is None:
-        instance._aislekeys_was_superuser = None
+        instance._aislekeys_flags = None
     else:
-        instance._aislekeys_was_superuser = (
-            User.objects.filter(pk=instance.pk).values_list("is_superuser", flat=True).first()
-        )
+        instance._aislekeys_flags = User.objects.filter(pk=instance.pk).values(
+            *ACCOUNT_FLAGS).first()
 
 
 @receiver(post_save, sender=User)
-def audit_superuser_flag(sender: Any, instance: Any, **kwargs: Any) -> None:
-    audit_superuser_change(user=instance,
-                           was_superuser=getattr(instance, "_aislekeys_was_superuser", None))
+def audit_account_flag_changes(sender: Any, instance: Any, **kwargs: Any) -> None:
+    audit_account_flags(user=instance, before=getattr(instance, "_aislekeys_flags", None))

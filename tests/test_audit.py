@@ -277,3 +277,17 @@ def test_the_csv_export_defuses_spreadsheet_formulas_typed_at_sign_in(client, au
     body = b"".join(client.get("/audit/export.csv").streaming_content).decode()
     assert ",'=1+cmd|calc," in body
     assert ",=1+cmd|calc," not in body
+
+
+def test_deactivating_and_reactivating_an_account_is_audited(release_manager):
+    release_manager.is_active = False
+    release_manager.save()
+    event = AuditEvent.objects.filter(action=AuditAction.PERMISSION_CHANGE).latest("seq")
+    assert event.details == {"user": "release", "change": "deactivated"}
+    release_manager.is_active = True
+    release_manager.save(update_fields=["is_active"])
+    event = AuditEvent.objects.filter(action=AuditAction.PERMISSION_CHANGE).latest("seq")
+    assert event.details == {"user": "release", "change": "activated"}
+    count = AuditEvent.objects.count()
+    release_manager.save(update_fields=["last_login"])
+    assert AuditEvent.objects.count() == count

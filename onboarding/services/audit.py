@@ -324,17 +324,24 @@ def _m2m_manager(kind: str, instance: Any, model: type) -> Any:
     return instance.user_permissions if kind == "user_permissions" else instance.permissions
 
 
-def audit_superuser_change(*, user: Any, was_superuser: bool | None) -> None:
-    """A user became or stopped being a superuser (None: a new account)."""
-    if was_superuser is None and not user.is_superuser:
-        return
-    if was_superuser is not None and was_superuser == user.is_superuser:
-        return
-    _record_acting(action=AuditAction.PERMISSION_CHANGE, environment="production",
-                   target=user.get_username(),
-                   details={"user": user.get_username(),
-                            "change": "added" if user.is_superuser else "removed",
-                            "permissions": ["superuser"]})
+ACCOUNT_FLAGS = ("is_superuser", "is_active")
+
+
+def audit_account_flags(*, user: Any, before: dict[str, bool] | None) -> None:
+    """Superuser status given or taken, an account deactivated or reactivated: each changes
+    Production access. `before` is None for a new account (only a new superuser is news)."""
+    if before is None:
+        before = {"is_superuser": False, "is_active": user.is_active}
+    if before["is_superuser"] != user.is_superuser:
+        _record_acting(action=AuditAction.PERMISSION_CHANGE, environment="production",
+                       target=user.get_username(),
+                       details={"user": user.get_username(),
+                                "change": "added" if user.is_superuser else "removed",
+                                "permissions": ["superuser"]})
+    if before["is_active"] != user.is_active:
+        _record_acting(action=AuditAction.PERMISSION_CHANGE, target=user.get_username(),
+                       details={"user": user.get_username(),
+                                "change": "activated" if user.is_active else "deactivated"})
 
 
 def csv_cell(value: Any) -> Any:
