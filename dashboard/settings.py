@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import warnings
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import environ
 from csp.constants import NONE, SELF
@@ -20,13 +23,41 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
+
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def _flag(name: str, default: bool) -> bool:
+    """true/false (also 1/0, yes/no, on/off); anything else stops start-up, naming `name`."""
+    raw = env.str(name, default="").strip().lower()
+    if raw in _TRUE or raw in _FALSE:
+        return raw in _TRUE
+    if not raw:
+        return default
+    raise ImproperlyConfigured(f"{name} must be true or false.")
+
+
+def _number(name: str, default: float, *, kind: type = int, minimum: float = 0) -> Any:
+    raw = env.str(name, default="").strip()
+    if not raw:
+        return kind(default)
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        what = "whole number" if kind is int else "number"
+        raise ImproperlyConfigured(f"{name} must be a {what} of at least {minimum}.")
+    return value
+
+
 # Real environment variables win over the file (read_env only sets what is unset).
 # DJANGO_READ_DOT_ENV=false ignores the file: the start-up tests need a clean environment even
 # on a developer's machine with a .env, and a container may want its environment only.
-if env.bool("DJANGO_READ_DOT_ENV", default=True) and (BASE_DIR / ".env").is_file():
+if _flag("DJANGO_READ_DOT_ENV", True) and (BASE_DIR / ".env").is_file():
     env.read_env(BASE_DIR / ".env")
 
-DEBUG = env.bool("DEBUG", default=False)
+DEBUG = _flag("DEBUG", False)
 
 
 def _required(name: str, *, dev_default: str | None = None) -> str:
@@ -140,9 +171,23 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
-}
+
+def _database(default: str) -> dict[str, Any]:
+    # The message never repeats the URL: it may hold the database password (and so would
+    # django-environ's warning about an unknown scheme, hence silenced).
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            config = env.db("DATABASE_URL", default=default)
+    except (ValueError, KeyError, ImproperlyConfigured):
+        config = {}
+    if config.get("ENGINE") not in ("django.db.backends.sqlite3", "django.db.backends.postgresql"):
+        raise ImproperlyConfigured("DATABASE_URL must look like sqlite:///PATH or "
+                                   "postgres://USER:PASSWORD@HOST:5432/NAME.")
+    return config
+
+
+DATABASES = {"default": _database(f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE takes the write lock when a transaction starts, so version numbers and the audit
     # chain are serialised on SQLite just as select_for_update serialises them on PostgreSQL.
@@ -150,7 +195,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         {"transaction_mode": "IMMEDIATE", "timeout": 20}
     )
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_MAX_AGE", _number("CONN_MAX_AGE", 60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -171,7 +216,7 @@ LOGIN_REDIRECT_URL = "dashboard:overview"
 LOGOUT_REDIRECT_URL = "login"
 
 # Lockout after repeated failures, with a cool-off rather than a permanent lock.
-AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_FAILURE_LIMIT = _number("AXES_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = _duration("AXES_COOLOFF", "15m")
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
@@ -190,14 +235,14 @@ CSRF_COOKIE_HTTPONLY = True
 
 # HTTPS=true turns on everything `check --deploy` asks for; behind a TLS-terminating proxy also
 # set TRUST_X_FORWARDED_PROTO=true.
-HTTPS = env.bool("HTTPS", default=False)
+HTTPS = _flag("HTTPS", False)
 SECURE_SSL_REDIRECT = HTTPS
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS = 31536000 if HTTPS else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
-if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
+if _flag("TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -222,7 +267,13 @@ CONTENT_SECURITY_POLICY = {
 }
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+TIME_ZONE = env.str("TIME_ZONE", default="UTC").strip() or "UTC"
+try:
+    ZoneInfo(TIME_ZONE)
+except (ValueError, ZoneInfoNotFoundError):
+    raise ImproperlyConfigured(
+        "TIME_ZONE must be a zone name such as UTC or America/Regina."
+    ) from None
 USE_I18N = False
 USE_TZ = True
 
@@ -243,19 +294,23 @@ IQMETRIX_ACCOUNTS_URLS = {
     "sandbox": _accounts_url("IQMETRIX_SANDBOX_ACCOUNTS_URL", "https://accountsrc.iqmetrix.net"),
     "production": _accounts_url("IQMETRIX_PRODUCTION_ACCOUNTS_URL", "https://accounts.iqmetrix.net"),
 }
-IQMETRIX_CONNECT_TIMEOUT = env.float("IQMETRIX_CONNECT_TIMEOUT", default=5.0)
-IQMETRIX_READ_TIMEOUT = env.float("IQMETRIX_READ_TIMEOUT", default=15.0)
-IQMETRIX_FETCH_ME = env.bool("IQMETRIX_FETCH_ME", default=True)
+IQMETRIX_CONNECT_TIMEOUT = _number("IQMETRIX_CONNECT_TIMEOUT", 5.0, kind=float, minimum=0.1)
+IQMETRIX_READ_TIMEOUT = _number("IQMETRIX_READ_TIMEOUT", 15.0, kind=float, minimum=0.1)
+IQMETRIX_FETCH_ME = _flag("IQMETRIX_FETCH_ME", True)
 
 PROMOTION_MAX_CHECK_AGE = _duration("PROMOTION_MAX_CHECK_AGE", "24h")
-SUDO_MINUTES = env.int("SUDO_MINUTES", default=10)
+SUDO_MINUTES = _number("SUDO_MINUTES", 10, minimum=1)
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").strip().upper() or "INFO"
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL.")
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # Request bodies carry secrets: never log them, and keep Django's request logger terse.
     "loggers": {"django.request": {"level": "ERROR"}},
 }

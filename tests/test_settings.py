@@ -146,3 +146,31 @@ def test_manage_check_runs_the_key_check():
     with (override_settings(FIELD_ENCRYPTION_KEYS="k1:AAAA"),
           pytest.raises(SystemCheckError, match="FIELD_ENCRYPTION_KEYS")):
         call_command("check")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DEBUG", "maybe"),
+        ("HTTPS", "yes please"),
+        ("DATABASE_URL", "nonsense"),
+        ("DATABASE_URL", "postgress://aisle:db-secret-pw@db.internal/aislekeys"),
+        ("AXES_FAILURE_LIMIT", "five"),
+        ("AXES_FAILURE_LIMIT", "0"),
+        ("SUDO_MINUTES", "ten"),
+        ("IQMETRIX_CONNECT_TIMEOUT", "fast"),
+        ("SESSION_MAX_AGE", "forever"),
+        ("TIME_ZONE", "Mars/Olympus_Mons"),
+        ("LOG_LEVEL", "loud"),
+    ],
+)
+def test_a_bad_value_stops_start_up_naming_the_variable(variable, value):
+    result = manage("check", env=clean_env(**production_keys(), **{variable: value}))
+    _assert_refuses_naming(result, variable)
+    assert "db-secret-pw" not in result.stderr  # a database URL may carry a password
+
+
+def test_postgresql_url_spellings_are_accepted():
+    for scheme in ("postgres", "postgresql", "pgsql"):
+        settings = _settings_of(**production_keys(), DATABASE_URL=f"{scheme}://u@h:5432/n")
+        assert settings["ENGINE"] == "django.db.backends.postgresql"

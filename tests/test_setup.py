@@ -114,8 +114,8 @@ def test_ci_runs_lint_and_the_suite_on_sqlite_and_on_a_fresh_postgres_database()
 
 def test_every_setting_read_from_the_environment_is_in_env_example():
     source = (REPO_ROOT / "dashboard/settings.py").read_text(encoding="utf-8")
-    read = set(re.findall(r'(?:env(?:\.\w+)?|_required|_duration|_accounts_url)\(\s*"([A-Z_]+)"',
-                          source))
+    readers = r"(?:env\.\w+|_required|_duration|_accounts_url|_flag|_number)"
+    read = set(re.findall(readers + r'\(\s*"([A-Z][A-Z0-9_]+)"', source))
     assert {"SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "AUDIT_HMAC_KEY", "DATABASE_URL"} <= read
     example = (REPO_ROOT / ".env.example").read_text(encoding="utf-8")
     listed = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", example, flags=re.MULTILINE))
