@@ -100,8 +100,8 @@ def token_copy(*, package: OnboardingPackage, actor: Any,
             token = check.access_token
         except DecryptionError:
             raise RevealError(f"The access token {UNREADABLE}.") from None
-    if token is None:
-        raise RevealError("There is no live token: run a check first.")
+        if token is None:  # a newer check took it meanwhile: nothing left the server
+            raise RevealError("There is no live token: run a check first.")
     return LiveToken(token=token, expires_at=check.expires_at, fingerprint=check.token_fingerprint)
 
 
