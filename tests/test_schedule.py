@@ -77,7 +77,7 @@ def test_slots_start_on_multiples_of_the_interval_so_all_workers_agree():
 def test_one_round_checks_each_package_with_credentials_once(sandbox_simulator):
     packages = good_packages(5)
     empty = onboard("No secrets yet", client_secret=None, password=None).package
-    assert empty.pk not in schedule_candidates()
+    assert empty not in schedule_candidates()
 
     report = schedule_round(slot_start=this_slot(), concurrency=THREADS)
 

@@ -65,16 +65,15 @@ def schedule_slot(*, now: datetime, interval: timedelta) -> datetime:
     return datetime.fromtimestamp(seconds - seconds % step, tz=UTC)
 
 
-def schedule_candidates() -> list[int]:
-    """Ids of packages whose current version holds all four credentials, least recently
-    scheduled first (never scheduled before anything else)."""
+def schedule_candidates() -> list[OnboardingPackage]:
+    """Packages whose current version holds all four credentials, with their integration (one
+    query for the round), least recently scheduled first (never scheduled before anything)."""
     has_credentials = Q(**{
         f"current_version__{name}__isnull": False for name in PackageVersion.CREDENTIAL_FIELDS
     })
     return list(
-        OnboardingPackage.objects.filter(has_credentials)
+        OnboardingPackage.objects.filter(has_credentials).select_related("integration")
         .order_by(F("last_scheduled_at").asc(nulls_first=True), "pk")
-        .values_list("pk", flat=True)
     )
 
 
@@ -99,10 +98,10 @@ def schedule_round(*, slot_start: datetime, concurrency: int = 4,
         raise ValueError(f"Concurrency must be between 1 and {MAX_CONCURRENCY}.")
     started = time.monotonic()
     report = RoundReport(slot_start=slot_start)
-    todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+    todo: queue.SimpleQueue[OnboardingPackage] = queue.SimpleQueue()
     candidates = schedule_candidates()
-    for package_id in candidates:
-        todo.put(package_id)
+    for package in candidates:
+        todo.put(package)
     lock = threading.Lock()
     workers = min(concurrency, len(candidates))
     if workers:
@@ -115,16 +114,16 @@ def schedule_round(*, slot_start: datetime, concurrency: int = 4,
     return report
 
 
-def _work(todo: queue.SimpleQueue[int], slot_start: datetime, report: RoundReport,
+def _work(todo: queue.SimpleQueue[OnboardingPackage], slot_start: datetime, report: RoundReport,
           lock: threading.Lock, fetch_me: bool) -> None:
     """One worker thread: take packages until none are left; close its connection at the end."""
     try:
         while True:
             try:
-                package_id = todo.get_nowait()
+                package = todo.get_nowait()
             except queue.Empty:
                 return
-            result, reason = _check_one(package_id, slot_start, fetch_me)
+            result, reason = _check_one(package, slot_start, fetch_me)
             with lock:
                 if result == "claimed_elsewhere":
                     report.claimed_elsewhere += 1
@@ -140,13 +139,14 @@ def _work(todo: queue.SimpleQueue[int], slot_start: datetime, report: RoundRepor
         connections.close_all()
 
 
-def _check_one(package_id: int, slot_start: datetime, fetch_me: bool) -> tuple[str, str]:
-    name = f"package {package_id}"
+def _check_one(package: OnboardingPackage, slot_start: datetime, fetch_me: bool
+               ) -> tuple[str, str]:
+    name = str(package)
     try:
-        if not schedule_claim(package_id=package_id, slot_start=slot_start):
+        if not schedule_claim(package_id=package.pk, slot_start=slot_start):
             return "claimed_elsewhere", ""
-        package = OnboardingPackage.objects.select_related("integration").get(pk=package_id)
-        name = str(package)
+        # check_run reads the current version itself, so a version stored since the round
+        # began is the one checked.
         check = check_run(package=package, actor=None, trigger=CheckTrigger.SCHEDULED,
                           fetch_me=fetch_me)
     except CheckError as exc:
@@ -154,7 +154,7 @@ def _check_one(package_id: int, slot_start: datetime, fetch_me: bool) -> tuple[s
     except Exception as exc:
         # One broken package must not stop the round. The class name only: an exception's text
         # is not ours to vouch for (a driver error can quote row values).
-        logger.error("scheduled check of package %s failed: %s", package_id,
+        logger.error("scheduled check of package %s failed: %s", package.pk,
                      type(exc).__name__)
         return "not_checked", (f"{name}: the check stopped with an internal error "
                                f"({type(exc).__name__}); see the log.")
