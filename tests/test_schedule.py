@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -208,21 +209,24 @@ def test_the_command_fails_with_exit_1_when_a_check_fails(sandbox_simulator, cap
     assert "checked 1 (ok 0, failed 1)" in capsys.readouterr().out
 
 
-SEED = f"""
+def seed_child(env: dict[str, str], count: int) -> None:
+    """`count` good Sandbox packages in a child's database (its keys, its file)."""
+    script = f"""
 from onboarding.services.packages import PackageData, package_onboard
-for n in range(3):
+for n in range({count}):
     package_onboard(integration_name=f"Child {{n}}", environment="sandbox",
                     data=PackageData(client_id="client-abcdef123456",
                                      username="api.user@example.com",
                                      client_secret={KNOWN_SECRET!r}, password={KNOWN_PASSWORD!r}))
 """
+    seeded = manage("shell", "-c", script, env=env)
+    assert seeded.returncode == 0, seeded.stderr
 
 
 def test_sigterm_lets_the_loop_finish_the_round_in_hand_then_exit_0(sandbox_simulator,
                                                                      sqlite_child):  # noqa: F811
     _path, env = sqlite_child
-    seeded = manage("shell", "-c", SEED, env=env)
-    assert seeded.returncode == 0, seeded.stderr
+    seed_child(env, 3)
     sandbox_simulator.latency_ms = 300  # three checks one at a time: about a second
     env = {**env, "IQMETRIX_SANDBOX_ACCOUNTS_URL": sandbox_simulator.url}
     child = subprocess.Popen(
@@ -246,6 +250,28 @@ def test_sigterm_lets_the_loop_finish_the_round_in_hand_then_exit_0(sandbox_simu
     assert out.rstrip().endswith("run_checks: stopped.")
     assert "stopping after the round in hand" in err
     assert sandbox_simulator.token_requests == 3
+
+
+def test_two_worker_processes_on_one_sqlite_file_check_each_package_once(sandbox_simulator,
+                                                                        sqlite_child):  # noqa: F811
+    _path, env = sqlite_child
+    seed_child(env, 8)
+    sandbox_simulator.latency_ms = 300  # rounds of over a second, so the two overlap
+    env = {**env, "IQMETRIX_SANDBOX_ACCOUNTS_URL": sandbox_simulator.url}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "manage.py", "run_checks", "--concurrency", "2"],
+            cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [worker.communicate(timeout=60) for worker in workers]
+    assert [w.returncode for w in workers] == [0, 0], [err for _out, err in outputs]
+    assert sandbox_simulator.token_requests == 8
+    checked = [int(re.search(r"checked (\d+)", out).group(1)) for out, _err in outputs]
+    skipped = [int(re.search(r"skipped (\d+)", out).group(1)) for out, _err in outputs]
+    assert sum(checked) == 8 and sum(skipped) == 8
 
 
 def test_a_bad_concurrency_is_a_usage_error_with_exit_2(sqlite_child):  # noqa: F811
