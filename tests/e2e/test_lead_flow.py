@@ -120,3 +120,13 @@ def test_without_javascript_the_paste_is_read_when_saving(browser, live_server, 
     integration = Integration.objects.get(name="No Script Store")
     version = package_current(integration=integration, environment=Environment.SANDBOX)
     assert version.client_secret == DEMO_ACCOUNT.client_secret
+
+
+def test_the_package_form_fits_a_360_pixel_screen(page, lead):
+    page.set_viewport_size({"width": 360, "height": 780})
+    login(page, "lead")
+    page.goto("/integrations/new/")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    for label in ("Integration name", "Client ID", "Client secret", "Password"):
+        box = page.get_by_label(label, exact=True).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 360, label

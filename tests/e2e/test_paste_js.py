@@ -35,3 +35,4 @@ def test_an_unreadable_paste_is_explained_in_the_browser_too(page, lead):
     assert "A quote in the pasted command is not closed" in status.inner_text()
     assert "paste-status-error" in status.get_attribute("class")
     assert page.get_by_label("Client secret").input_value() == ""
+
