@@ -82,9 +82,9 @@ class PackageForm(forms.Form):
         label="The cURL command or the Postman environment", required=False, strip=False,
         max_length=MAX_PASTE_CHARS, widget=SecretTextarea(attrs={"rows": 5, "spellcheck": "false",
                                      "data-paste-status": "paste-status"}),
-        help_text="Paste the cURL example (curl -X POST … -d 'grant_type=password&client_id=…') "
-                  "or the exported Postman environment file. It fills the fields you leave "
-                  "empty; it is never stored or shown again.",
+        help_text="Paste the cURL example (curl -X POST … -d 'grant_type=password&client_id=…'), "
+                  "the exported Postman environment file, or the \"Client ID: …\" lines of the "
+                  "e-mail. It fills the fields you leave empty; it is never stored or shown again.",
     )
     client_id = forms.CharField(label="Client ID", required=False, max_length=200,
                                 widget=forms.TextInput(attrs={"autocomplete": "off",

@@ -106,6 +106,19 @@ EXAMPLES: list[tuple[str, str, dict[str, str], str | None]] = [
         None,
     ),
     (
+        "labelled lines from the body of the e-mail",
+        "Hello,\r\n\r\nyour Sandbox package:\r\n"
+        "  Client ID: shop-client\r\n"
+        "  Client Secret: s3cr3t!:x\r\n"
+        "  \u2022 Username: api@shop.example \r\n"
+        "  Password = p@ss word\r\n"
+        "  Company Id: 14146\r\n"
+        "Your password expires: never\r\nNote: keep it safe.",
+        {"client_id": "shop-client", "client_secret": "s3cr3t!:x",
+         "username": "api@shop.example", "password": "p@ss word", "company_id": "14146"},
+        None,
+    ),
+    (
         "bare form body without curl",
         "'grant_type=password&client_id=bare&client_secret=bs&username=z%40x.example&password='",
         {"client_id": "bare", "client_secret": "bs", "username": "z@x.example"},

@@ -1,5 +1,6 @@
 """Reading an onboarding package out of text a lead pastes: the cURL example of iQmetrix's
-Authentication guide, or a Postman environment (or collection) exported as JSON.
+Authentication guide, a Postman environment (or collection) exported as JSON, or the plain
+`Client ID: …` lines of the onboarding e-mail.
 
 Pure parsing: no models, no database, no network. The result holds secrets, so it never shows
 them in its repr, and error messages never quote the pasted text. static/js/paste.js does the
@@ -56,6 +57,7 @@ _COMPANY_IN_URL = re.compile(r"/companies\((\d+)\)", re.IGNORECASE)
 _CONTINUATION = re.compile(r"[\\^`][ \t]*\r?\n")
 _CURL_LINE = re.compile(r"^\s*(?:[$>]\s*)?curl(?:\.exe)?\s+", re.IGNORECASE)
 _CURL_ANYWHERE = re.compile(r"(?:^|\s)curl(?:\.exe)?\s", re.IGNORECASE)
+_LABELLED = re.compile(r"^\s*[-*\u2022]?\s*([A-Za-z][A-Za-z _-]{1,30}?)\s*[:=]\s*(\S.*?)\s*$")
 _PLAIN_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
 
 
@@ -254,6 +256,17 @@ def _parse_form_body(text: str) -> dict[str, str]:
     return _from_pairs(parse_qsl(body, keep_blank_values=True))
 
 
+def _parse_labelled(text: str) -> dict[str, str]:
+    """Lines such as `Client ID: abc` or `Password = xyz` from the body of the e-mail. Only exact
+    field names count (not "…password" suffixes), so prose around them is ignored."""
+    pairs = []
+    for line in text.splitlines():
+        match = _LABELLED.match(line)
+        if match and re.sub(r"[^a-z0-9]", "", match.group(1).lower()) in _KEYS:
+            pairs.append((match.group(1), match.group(2)))
+    return _from_pairs(pairs)
+
+
 def paste_parse(*, text: str) -> PastedPackage:
     """Read an onboarding package from pasted text; raise PasteError when nothing is found."""
     text = (text or "").strip()
@@ -268,7 +281,7 @@ def paste_parse(*, text: str) -> PastedPackage:
     elif _CURL_ANYWHERE.search(text):
         found, environment = _parse_curl(text)
     else:
-        found = _parse_form_body(text)
+        found = _parse_form_body(text) or _parse_labelled(text)
     found = {name: value for name, value in found.items() if name in FIELD_LABELS}
     if found.get("company_id") is not None:
         found["company_id"] = found["company_id"].strip()

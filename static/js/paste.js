@@ -243,6 +243,19 @@
     return fromPairs(parseQsl(body));
   }
 
+  var LABELLED = /^\s*[-*\u2022]?\s*([A-Za-z][A-Za-z _-]{1,30}?)\s*[:=]\s*(\S.*?)\s*$/;
+
+  function parseLabelled(text) {
+    var pairs = [];
+    text.split(/\r?\n/).forEach(function (line) {
+      var match = LABELLED.exec(line);
+      if (!match) { return; }
+      var normal = match[1].toLowerCase().replace(/[^a-z0-9]/g, "");
+      if (Object.prototype.hasOwnProperty.call(KEYS, normal)) { pairs.push([match[1], match[2]]); }
+    });
+    return fromPairs(pairs);
+  }
+
   // {values: {field: value}, environment, error}
   function parse(text) {
     text = (text || "").trim();
@@ -262,6 +275,7 @@
         environment = curl.environment;
       } else {
         found = parseFormBody(text);
+        if (!Object.keys(found).length) { found = parseLabelled(text); }
       }
       var values = {};
       ORDER.forEach(function (name) {
