@@ -133,15 +133,16 @@ class PackageForm(forms.Form):
     def _describe_current(self, current: PackageVersion) -> None:
         self.initial.update({name: getattr(current, name)
                              for name in ("company_id", "location_id", "response_format", "notes")})
-        for name in ("client_id", "username"):
+        for name in PackageVersion.CREDENTIAL_FIELDS:
             value, readable = _current(current, name)
-            now = mask(value) if readable else UNREADABLE
-            self.fields[name].help_text = f"Now {now}. Leave empty to keep it."
-        for name in PackageVersion.SECRET_FIELDS:
-            value, readable = _current(current, name)
-            state = ("set" if value is not None else "not set") if readable else UNREADABLE
-            keep = "keep it" if value is not None else "leave it unset"
-            self.fields[name].help_text = f"Now {state}. Leave empty to {keep}."
+            if not readable:
+                self.fields[name].help_text = f"The current value {UNREADABLE}: enter it again."
+            elif name in PackageVersion.SECRET_FIELDS:
+                state, keep = ("set", "keep it") if value is not None else ("not set",
+                                                                             "leave it unset")
+                self.fields[name].help_text = f"Now {state}. Leave empty to {keep}."
+            else:
+                self.fields[name].help_text = f"Now {mask(value)}. Leave empty to keep it."
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

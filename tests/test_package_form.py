@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Permission, User
 
+from onboarding.crypto import generate_key_entry
 from onboarding.models import (
     AuditEvent,
     CheckTrigger,
@@ -329,3 +330,22 @@ def test_someone_who_may_edit_but_not_check_is_told_no_check_ran(client, integra
     response = client.post(edit_url(integration, check=True), edit_post(), follow=True)
     assert any("you may not run Sandbox checks" in m for m in messages_of(response))
     assert not ConnectivityCheck.objects.exists()
+
+
+def test_values_the_keys_cannot_decrypt_must_be_entered_again(client, lead, integration,
+                                                              settings):
+    settings.FIELD_ENCRYPTION_KEYS = generate_key_entry("other")
+    client.force_login(lead)
+    page = client.get(edit_url(integration)).content.decode()
+    assert page.count("cannot be decrypted with the configured keys: enter it again.") == 4
+    response = client.post(edit_url(integration), edit_post(client_id="new-client",
+                                                            username="new@acme.example"))
+    assert "cannot be decrypted with the configured keys; enter it again" in \
+        response.content.decode()
+    assert PackageVersion.objects.count() == 1
+    response = client.post(edit_url(integration), edit_post(
+        client_id="new-client", username="new@acme.example", client_secret="new-secret",
+        password="new-password"))
+    assert response.status_code == 302
+    assert package_current(integration=integration,
+                           environment=Environment.SANDBOX).client_secret == "new-secret"
