@@ -11,6 +11,7 @@ import uuid as uuid_module
 from datetime import timedelta
 from urllib.parse import urljoin
 
+import pytest
 from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib.sessions.models import Session
@@ -247,3 +248,15 @@ def test_every_form_with_a_password_field_hides_it_from_error_reports(
             for name in names:
                 assert _hidden(response, name), f"{target} (form on {url}) does not hide {name}"
     assert forms_found >= 2  # at least the password change page and the package admin
+
+
+# --- the audit chain survives any client address ----------------------------------------------
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("address", ["2001:DB8:0:0:0:0:0:1", "::FFFF:10.0.0.1", "fe80::1%eth0",
+                                     "203.0.113.9", "not-an-address"])
+def test_an_unusual_client_address_does_not_break_the_audit_chain(address):
+    from onboarding.services.audit import RequestMeta, audit_record, audit_verify
+
+    audit_record(action="login", meta=RequestMeta(ip=address, user_agent="test"))
+    assert audit_verify().ok

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -99,6 +100,18 @@ def _sign(event: AuditEvent) -> str:
     return hmac.new(key, _canonical(event), hashlib.sha256).hexdigest()
 
 
+def _stored_ip(value: str | None) -> str | None:
+    """The address exactly as the database keeps it (IPv6 normalised), so the HMAC covers the
+    stored value; something that is no address is recorded as unknown, not a failed action."""
+    if not value:
+        return None
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    return AuditEvent._meta.get_field("ip").get_prep_value(value)
+
+
 def _jsonable(details: dict[str, Any] | None) -> dict[str, Any]:
     # Store exactly what the HMAC covers: the JSON round trip fixes dates, UUIDs and tuples.
     return json.loads(json.dumps(details or {}, cls=DjangoJSONEncoder, sort_keys=True))
@@ -123,7 +136,7 @@ def audit_record(
             at=timezone.now(),
             actor_id=getattr(actor, "pk", None),
             actor_name=(actor.get_username() if actor is not None else "system")[:150],
-            ip=meta.ip,
+            ip=_stored_ip(meta.ip),
             user_agent=meta.user_agent[:300],
             action=str(action),
             integration_uuid=integration.uuid if integration else None,
