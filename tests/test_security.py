@@ -260,3 +260,12 @@ def test_an_unusual_client_address_does_not_break_the_audit_chain(address):
 
     audit_record(action="login", meta=RequestMeta(ip=address, user_agent="test"))
     assert audit_verify().ok
+
+
+@pytest.mark.django_db
+def test_a_nul_character_in_the_user_agent_does_not_fail_the_audited_action():
+    from onboarding.services.audit import RequestMeta, audit_record, audit_verify
+
+    event = audit_record(action="login", meta=RequestMeta(ip="127.0.0.1", user_agent="a\x00b"))
+    assert event.user_agent == "ab"
+    assert audit_verify().ok

@@ -137,7 +137,7 @@ def audit_record(
             actor_id=getattr(actor, "pk", None),
             actor_name=(actor.get_username() if actor is not None else "system")[:150],
             ip=_stored_ip(meta.ip),
-            user_agent=meta.user_agent[:300],
+            user_agent=meta.user_agent.replace("\x00", "")[:300],  # no NUL in PostgreSQL
             action=str(action),
             integration_uuid=integration.uuid if integration else None,
             integration_name=integration.name if integration else "",
