@@ -24,7 +24,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 
-_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+# django-environ's spellings, but anything else is an error rather than a silent "false".
+_TRUE, _FALSE = {"1", "true", "yes", "y", "on", "ok"}, {"0", "false", "no", "n", "off"}
 
 
 def _flag(name: str, default: bool) -> bool:
