@@ -93,6 +93,20 @@ def test_one_round_checks_each_package_with_credentials_once(sandbox_simulator):
         pk=empty.pk))
 
 
+def test_without_update_returning_packages_are_claimed_one_by_one(sandbox_simulator,
+                                                                  monkeypatch):
+    from onboarding.services import schedule
+
+    monkeypatch.setattr(schedule, "_can_return_updated_rows", lambda: False)
+    packages = good_packages(4)
+    slot = this_slot()
+    assert schedule.schedule_claim(package_ids=[packages[0].pk], slot_start=slot) == {
+        packages[0].pk}
+    report = schedule_round(slot_start=slot, concurrency=THREADS)
+    assert (report.checked, report.claimed_elsewhere) == (3, 1)
+    assert checks_per_package() == {p.pk: 1 for p in packages[1:]}
+
+
 def test_a_second_round_in_the_same_slot_checks_nothing_again(sandbox_simulator):
     good_packages(3)
     schedule_round(slot_start=this_slot(), concurrency=THREADS)

@@ -1,11 +1,12 @@
 """Scheduled checks: every package whose current version has credentials, N at a time.
 
 Time is cut into slots of `interval` seconds counted from the Unix epoch, so every worker of a
-deployment agrees on when a round begins, however and whenever it was started. A worker claims a
-package for the slot with one conditional update of `last_scheduled_at` (only a row not claimed
-since the slot began matches), so several workers, in one process or in several on PostgreSQL,
-share a round between them and never check a package twice in it. A package checked by a lead in
-the meantime is still checked: the schedule proves the credentials keep working, on its own clock.
+deployment agrees on when a round begins, however and whenever it was started. A worker claims
+packages for the slot with a conditional update of `last_scheduled_at` (only rows not claimed
+since the slot began match; `UPDATE ... RETURNING` says which it got), a few at a time, so
+several workers, in one process or in several on PostgreSQL, share a round between them and
+never check a package twice in it. A package checked by a lead in the meantime is still checked:
+the schedule proves the credentials keep working, on its own clock.
 
 The token exchange itself runs in `check_run`, outside any transaction; each worker thread keeps
 its own database connection and closes it when it ends.
@@ -14,14 +15,14 @@ its own database connection and closes it when it ends.
 from __future__ import annotations
 
 import logging
-import queue
+import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from django.db import connections
+from django.db import connection, connections
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -32,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL = timedelta(hours=1)
 MAX_CONCURRENCY = 64
+# Packages a worker claims per statement: fewer writes (each a commit that other writers wait
+# for), yet small enough that workers of several processes still share a round.
+CLAIM_BATCH = 5
 
 
 @dataclass
@@ -77,14 +81,51 @@ def schedule_candidates() -> list[OnboardingPackage]:
     )
 
 
-def schedule_claim(*, package_id: int, slot_start: datetime) -> bool:
-    """Claim one package for this slot; False if some worker already claimed it in the slot."""
-    unclaimed = Q(last_scheduled_at__isnull=True) | Q(last_scheduled_at__lt=slot_start)
-    claimed = (
-        OnboardingPackage.objects.filter(unclaimed, pk=package_id)
-        .update(last_scheduled_at=max(timezone.now(), slot_start))
-    )
-    return claimed == 1
+def schedule_claim(*, package_ids: list[int], slot_start: datetime) -> set[int]:
+    """Claim these packages for the slot; the ids this call got (not those some worker already
+    claimed in the slot). One statement where the database can say which rows it updated."""
+    if not package_ids:
+        return set()
+    stamp = max(timezone.now(), slot_start)
+    if not _can_return_updated_rows():
+        unclaimed = Q(last_scheduled_at__isnull=True) | Q(last_scheduled_at__lt=slot_start)
+        return {
+            pk for pk in package_ids
+            if OnboardingPackage.objects.filter(unclaimed, pk=pk)
+            .update(last_scheduled_at=stamp) == 1
+        }
+    meta, qn = OnboardingPackage._meta, connection.ops.quote_name
+    column = qn(meta.get_field("last_scheduled_at").column)
+    pk = qn(meta.pk.column)
+    marks = ", ".join(["%s"] * len(package_ids))
+    sql = (f"UPDATE {qn(meta.db_table)} SET {column} = %s "  # noqa: S608 -- names from _meta
+           f"WHERE {pk} IN ({marks}) AND ({column} IS NULL OR {column} < %s) RETURNING {pk}")
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [adapt(stamp), *package_ids, adapt(slot_start)])
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _can_return_updated_rows() -> bool:
+    return connection.vendor == "postgresql" or (
+        connection.vendor == "sqlite" and sqlite3.sqlite_version_info >= (3, 35))
+
+
+class _Candidates:
+    """The round's packages, handed out a few at a time to the worker threads."""
+
+    def __init__(self, packages: list[OnboardingPackage], workers: int) -> None:
+        self._packages, self._next, self._workers = packages, 0, workers
+        self._lock = threading.Lock()
+
+    def take(self) -> list[OnboardingPackage]:
+        with self._lock:
+            left = len(self._packages) - self._next
+            # Smaller batches towards the end, so no thread is left with a queue of its own.
+            size = max(1, min(CLAIM_BATCH, left // self._workers))
+            batch = self._packages[self._next:self._next + size]
+            self._next += len(batch)
+            return batch
 
 
 def schedule_round(*, slot_start: datetime, concurrency: int = 4,
@@ -98,15 +139,13 @@ def schedule_round(*, slot_start: datetime, concurrency: int = 4,
         raise ValueError(f"Concurrency must be between 1 and {MAX_CONCURRENCY}.")
     started = time.monotonic()
     report = RoundReport(slot_start=slot_start)
-    todo: queue.SimpleQueue[OnboardingPackage] = queue.SimpleQueue()
-    candidates = schedule_candidates()
-    for package in candidates:
-        todo.put(package)
-    lock = threading.Lock()
-    workers = min(concurrency, len(candidates))
+    packages = schedule_candidates()
+    workers = min(concurrency, len(packages))
     if workers:
+        candidates = _Candidates(packages, workers)
+        lock = threading.Lock()
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="run_checks") as pool:
-            futures = [pool.submit(_work, todo, slot_start, report, lock, fetch_me)
+            futures = [pool.submit(_work, candidates, slot_start, report, lock, fetch_me)
                        for _ in range(workers)]
             for future in futures:
                 future.result()
@@ -114,48 +153,56 @@ def schedule_round(*, slot_start: datetime, concurrency: int = 4,
     return report
 
 
-def _work(todo: queue.SimpleQueue[OnboardingPackage], slot_start: datetime, report: RoundReport,
+def _work(candidates: _Candidates, slot_start: datetime, report: RoundReport,
           lock: threading.Lock, fetch_me: bool) -> None:
-    """One worker thread: take packages until none are left; close its connection at the end."""
+    """One worker thread: claim and check batches until none are left; close its connection at
+    the end."""
     try:
-        while True:
+        while batch := candidates.take():
             try:
-                package = todo.get_nowait()
-            except queue.Empty:
-                return
-            result, reason = _check_one(package, slot_start, fetch_me)
+                claimed = schedule_claim(package_ids=[p.pk for p in batch],
+                                         slot_start=slot_start)
+            except Exception as exc:
+                logger.error("claiming packages for scheduled checks failed: %s",
+                             type(exc).__name__)
+                results = [("not_checked", f"{p}: the claim failed with an internal error "
+                            f"({type(exc).__name__}); see the log.") for p in batch]
+            else:
+                results = [_check_one(p, fetch_me) if p.pk in claimed
+                           else ("claimed_elsewhere", "") for p in batch]
             with lock:
-                if result == "claimed_elsewhere":
-                    report.claimed_elsewhere += 1
-                elif result == "not_checked":
-                    report.not_checked.append(reason)
-                else:
-                    report.checked += 1
-                    if result == "ok":
-                        report.ok += 1
-                    else:
-                        report.failed += 1
+                for result, reason in results:
+                    _count(report, result, reason)
     finally:
         connections.close_all()
 
 
-def _check_one(package: OnboardingPackage, slot_start: datetime, fetch_me: bool
-               ) -> tuple[str, str]:
-    name = str(package)
+def _count(report: RoundReport, result: str, reason: str) -> None:
+    if result == "claimed_elsewhere":
+        report.claimed_elsewhere += 1
+    elif result == "not_checked":
+        report.not_checked.append(reason)
+    else:
+        report.checked += 1
+        if result == "ok":
+            report.ok += 1
+        else:
+            report.failed += 1
+
+
+def _check_one(package: OnboardingPackage, fetch_me: bool) -> tuple[str, str]:
     try:
-        if not schedule_claim(package_id=package.pk, slot_start=slot_start):
-            return "claimed_elsewhere", ""
         # check_run reads the current version itself, so a version stored since the round
         # began is the one checked.
         check = check_run(package=package, actor=None, trigger=CheckTrigger.SCHEDULED,
                           fetch_me=fetch_me)
     except CheckError as exc:
-        return "not_checked", f"{name}: {exc}"
+        return "not_checked", f"{package}: {exc}"
     except Exception as exc:
         # One broken package must not stop the round. The class name only: an exception's text
         # is not ours to vouch for (a driver error can quote row values).
         logger.error("scheduled check of package %s failed: %s", package.pk,
                      type(exc).__name__)
-        return "not_checked", (f"{name}: the check stopped with an internal error "
+        return "not_checked", (f"{package}: the check stopped with an internal error "
                                f"({type(exc).__name__}); see the log.")
     return ("ok" if check.ok else "failed"), ""
