@@ -75,8 +75,15 @@ def page(browser, live_server) -> Iterator[object]:
                                   accept_downloads=True)
     context.set_default_timeout(10_000)
     tab = context.new_page()
+    # A script error or a Content-Security-Policy refusal (an inline script or style slipped in)
+    # fails the test that caused it.
+    problems: list[str] = []
+    tab.on("pageerror", lambda error: problems.append(f"script error: {error}"))
+    tab.on("console", lambda message: problems.append(message.text)
+           if message.type == "error" and "Content Security Policy" in message.text else None)
     yield tab
     context.close()
+    assert not problems, problems
 
 
 @pytest.fixture
