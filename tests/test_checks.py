@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.core.exceptions import PermissionDenied
 from django.db import close_old_connections, connection
+from django.utils import timezone
 
 from onboarding.crypto import generate_key_entry
 from onboarding.iqmetrix import Outcome, token_fingerprint
@@ -186,6 +187,19 @@ def test_two_concurrent_clicks_run_one_check(sandbox_simulator):
     assert len(results) == 2 and results[0].pk == results[1].pk
     assert sandbox_simulator.token_requests == 1
     assert ConnectivityCheck.objects.count() == 1
+
+
+def test_a_scheduled_check_neither_waits_for_nor_touches_the_double_click_claim(
+        sandbox_simulator, sandbox_version):
+    # The scheduler claims each package once per round itself; a dashboard check running at the
+    # same time keeps its own claim.
+    package = sandbox_version.package
+    busy = timezone.now() + timedelta(minutes=5)
+    OnboardingPackage.objects.update(check_busy_until=busy)
+    first = check_run(package=package, trigger=CheckTrigger.SCHEDULED)
+    second = check_run(package=package, trigger=CheckTrigger.SCHEDULED)
+    assert first != second and sandbox_simulator.token_requests == 2
+    assert OnboardingPackage.objects.get().check_busy_until == busy
 
 
 def test_a_check_after_the_grace_period_runs_again(sandbox_simulator, sandbox_version):
