@@ -244,3 +244,47 @@ def test_cards_show_only_environments_the_user_may_view(client, db):
     html = client.get("/").content.decode()
     assert "-sandbox-title" in html and "-production-title" not in html
     assert "Check now</button>" not in html
+
+
+def test_check_now_on_the_overview_swaps_in_a_compact_cell_and_on_the_integration_page_a_card(
+        client, lead, sandbox_simulator, sandbox_version, monkeypatch):
+    from onboarding.services import checks
+
+    monkeypatch.setattr(checks, "DEDUPE_SECONDS", 0.0)
+    client.force_login(lead)
+    package = sandbox_version.package
+    cell = client.post(check_url(package), {"view": "cell"}, **HTMX).content.decode()
+    assert 'class="env-card env-cell state-verified"' in cell and "Passed: OK" in cell
+    assert "Edit package" not in cell and 'name="view" value="cell"' in cell
+    card = client.post(check_url(package), **HTMX).content.decode()
+    assert "env-cell" not in card and "Edit package" in card
+
+
+def test_the_overview_shows_25_integrations_a_page(client, lead, db):
+    for number in range(26):
+        onboard(name=f"Integration {number:02}")
+    client.force_login(lead)
+    first = client.get("/").content.decode()
+    assert "Integration 24" in first and "Integration 25" not in first
+    assert "Page 1 of 2" in first
+    assert "Integration 25" in client.get("/?page=2").content.decode()
+
+
+def test_an_integration_scoped_grant_shows_that_integration_only_with_its_role(
+        client, outsider, superuser, sandbox_simulator, settings, db):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from onboarding.models import Role
+    from onboarding.services.grants import grant_create
+
+    settings.IQMETRIX_ACCOUNTS_URLS = {"production": sandbox_simulator.url}
+    granted = onboard("Granted POS", environment=Environment.PRODUCTION).package.integration
+    onboard("Other POS", environment=Environment.PRODUCTION)
+    grant_create(user=outsider, role=Role.CHECK, valid_until=timezone.now() + timedelta(hours=1),
+                 reason="launch", granted_by=superuser, integration=granted)
+    client.force_login(outsider)
+    html = client.get("/").content.decode()
+    assert "Granted POS" in html and "Other POS" not in html
+    assert html.count("Check now</button>") == 1

@@ -56,8 +56,10 @@ def _run(request: HttpRequest, package: OnboardingPackage,
     if request.headers.get("HX-Request") == "true":
         card = card_for(user=request.user, integration=package.integration,
                         environment=package.environment, error=error)
-        return render(request, "dashboard/_card.html",
-                      {"card": card, "return_to": _return_to(request)})
+        # The overview's compact cell asks for a cell back, the integration page for its card.
+        template = ("dashboard/_cell.html" if request.POST.get("view") == "cell"
+                    else "dashboard/_card.html")
+        return render(request, template, {"card": card, "return_to": _return_to(request)})
     if error:
         messages.error(request, error)
     elif check is not None and check.ok:

@@ -8,6 +8,7 @@ seeing it: nobody checks or edits what they cannot view. Promotion is a Producti
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -71,6 +72,23 @@ def can(*, user: Any, action: Role | str, environment: Environment | str,
         integration: Integration | None = None) -> bool:
     """May `user` do `action` in `environment` (on `integration`, or anywhere if None)?"""
     return str(action) in roles(user=user, environment=environment, integration=integration)
+
+
+def roles_lookup(*, user: Any) -> Callable[[Environment | str, Integration | None], set[str]]:
+    """`roles()` for many integrations at once, for pages that list them: the answer is the same
+    for every integration without a grant of its own, so `roles()` runs once per environment,
+    and again only for the integrations the user holds an integration-scoped grant on."""
+    authenticated = user is not None and user.is_authenticated and user.is_active
+    scoped = ({grant.integration_id for grant in active_grants(user=user)
+               if grant.integration_id is not None} if authenticated else set())
+    anywhere = {env: roles(user=user, environment=env) for env in Environment}
+
+    def lookup(environment: Environment | str, integration: Integration | None) -> set[str]:
+        if integration is not None and integration.pk in scoped:
+            return roles(user=user, environment=environment, integration=integration)
+        return anywhere[Environment(environment)]
+
+    return lookup
 
 
 def visible_integrations(*, user: Any) -> QuerySet[Integration]:
