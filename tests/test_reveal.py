@@ -211,9 +211,11 @@ def test_the_postman_environment_without_a_live_token_has_no_token(client, lead,
 def test_cards_link_to_the_reveal_page_only_for_the_reveal_role(client, lead, auditor,
                                                                production_version):
     sandbox = production_version.package.integration.packages.get(environment="sandbox")
+    # The full cards with their links are on the integration page (the overview is compact).
+    page = f"/integrations/{production_version.package.integration.uuid}/"
     client.force_login(lead)
-    body = client.get("/").content.decode()
+    body = client.get(page).content.decode()
     assert f"/packages/{sandbox.uuid}/reveal/" in body
     assert f"/packages/{production_version.package.uuid}/reveal/" not in body
     client.force_login(auditor)
-    assert "/reveal/" not in client.get("/").content.decode()
+    assert "/reveal/" not in client.get(page).content.decode()
