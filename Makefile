@@ -131,7 +131,7 @@ wrk:
 
 # Seeds its own throw-away SQLite databases, prints a table and writes bench/results.json; with
 # DATABASE_URL=postgres://... it uses throw-away databases on that server instead (never the one
-# named) and writes bench/results.postgresql.json. BENCH_ARGS=--sqlite-wal: the WAL experiment.
+# named) and writes bench/results.postgresql.json.
 BENCH_ARGS ?=
 bench: dev wrk
 	$(VPY) -m bench $(BENCH_ARGS)

@@ -229,27 +229,26 @@ def machine(postgres_url: str | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--sqlite-wal", action="store_true",
-                        help="experiment: SQLite in WAL mode with synchronous=NORMAL")
+    parser.add_argument("--only", choices=ONE_PHASE,
+                        help="run this one measurement, print it and write no results file")
     args = parser.parse_args(argv)
     started = time.monotonic()
     url = os.environ.get("DATABASE_URL", "")
     postgres_url = url if url.startswith(("postgres://", "postgresql://")) else None
     name = "results.postgresql.json" if postgres_url else "results.json"
-    if args.sqlite_wal and not postgres_url:
-        name = "results.sqlite-wal.json"
     out = REPO / "bench" / name
-    print(f"Aisle Keys benchmark on {machine(postgres_url)}"
-          + (" in WAL mode (experiment)" if args.sqlite_wal and not postgres_url else ""),
-          flush=True)
+    print(f"Aisle Keys benchmark on {machine(postgres_url)}", flush=True)
     print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="aislekeys-bench-") as tmp:
         bench = Bench(tmp=Path(tmp), postgres_url=postgres_url, keys={
             "SECRET_KEY": secrets.token_urlsafe(50),
             "FIELD_ENCRYPTION_KEYS": _key("bench1"),
             "AUDIT_HMAC_KEY": secrets.token_urlsafe(48),
-        }, extra_env={"BENCH_SQLITE_WAL": "1"} if args.sqlite_wal else {})
+        })
         try:
+            if args.only:
+                run_one(bench, args.only)
+                return 0
             results = run_all(bench)
         finally:
             bench.drop_databases()
@@ -258,6 +257,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average after: {os.getloadavg()[0]:.2f} (1 minute; {os.cpu_count()} cores)")
     print(f"wrote {out.relative_to(REPO)} in {time.monotonic() - started:.0f} s")
     return 0
+
+
+ONE_PHASE = ("overview", "check_overhead", "check_all")
+
+
+def run_one(bench: Bench, name: str) -> dict:
+    """One measurement on its own, as run_all makes it: for trying a change quickly."""
+    if name == "overview":
+        return phase("overview", env=bench.env(bench.database("overview")), timeout=600)
+    sim_env = bench.env(f"sqlite:///{bench.tmp / 'simulator.sqlite3'}")
+    with simulator(sim_env, latency_ms=20 if name == "check_overhead" else 100) as sim:
+        return phase(name, sim, env=bench.env(bench.database(name),
+                                              IQMETRIX_SANDBOX_ACCOUNTS_URL=sim))
 
 
 def run_all(bench: Bench) -> dict:

@@ -13,13 +13,3 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
-
-# `python -m bench --sqlite-wal`: an experiment, not the product's settings. SQLite's default
-# rollback journal syncs the disk several times per commit; WAL with synchronous=NORMAL syncs at
-# checkpoints only, and lets readers and a writer work at the same time.
-import os  # noqa: E402
-
-if os.environ.get("BENCH_SQLITE_WAL") == "1" and DATABASES["default"]["ENGINE"].endswith(  # noqa: F405
-        "sqlite3"):
-    DATABASES["default"]["OPTIONS"]["init_command"] = (  # noqa: F405
-        "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL")
