@@ -318,3 +318,14 @@ def test_bad_rollback_input_gets_a_clear_message_and_changes_nothing(
 def test_rollback_needs_post(client, release_manager, promoted):
     client.force_login(release_manager)
     assert client.get(rollback_url(promoted)).status_code == 405
+
+
+def test_the_integration_page_shows_promotions_with_who_when_why(client, lead, promoted):
+    client.force_login(lead)
+    response = client.get(reverse("dashboard:integration", args=[promoted.uuid]))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Promoted Sandbox v1 as v2, with Sandbox's credentials" in html
+    assert "launch" in html and "release" in html
+    assert history_url(promoted) in html
+    assert KNOWN_SECRET not in html and PRODUCTION_SECRET not in html
