@@ -15,7 +15,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from dashboard.access import deny
 from dashboard.stepup import stepup_is_fresh, stepup_redirect
-from onboarding import admin_access  # noqa: F401 (users, groups, grants: audited)
+from onboarding.admin_access import ReadOnlyAdmin  # also registers users, groups, grants
 from onboarding.admin_promotion import ACTIONS as PROMOTION_ACTIONS
 from onboarding.admin_promotion import (
     promote_to_production,
@@ -291,18 +291,9 @@ class IntegrationAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ["seq", "at", "actor_name", "action", "integration_name", "environment",
                     "target"]
     list_filter = ["action", "environment"]
     search_fields = ["actor_name", "integration_name", "target"]
     readonly_fields = [f.name for f in AuditEvent._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -21,6 +21,19 @@ from onboarding.models import AccessGrant
 from onboarding.services.audit import RequestMeta, audit_acting
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written only by services (audit events, grants): the admin may look, never edit."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class ActingAdminMixin:
     """Run every writing admin view inside `audit_acting`, after a fresh step-up."""
 
@@ -59,18 +72,9 @@ for model, model_admin in ((User, AuditedUserAdmin), (Group, AuditedGroupAdmin))
 
 
 @admin.register(AccessGrant)
-class AccessGrantAdmin(admin.ModelAdmin):
+class AccessGrantAdmin(ReadOnlyAdmin):
     list_display = ["id", "user", "role", "integration", "valid_until", "granted_by",
                     "granted_at", "revoked_at"]
     list_filter = ["role", "integration"]
     search_fields = ["user__username", "reason"]
     readonly_fields = [f.name for f in AccessGrant._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -17,7 +17,6 @@ from onboarding.models import (
     PackageVersion,
     VersionSource,
 )
-from onboarding.services.accounts import first_admin_ensure
 from onboarding.services.checks import CheckError, check_run
 from onboarding.services.packages import PackageData, package_current, package_onboard
 from onboarding.simulator import DEMO_ACCOUNT, Simulator
@@ -73,15 +72,8 @@ class Command(BaseCommand):
         self.stdout.write(f"{DEMO_INTEGRATION} · Sandbox: {check.outcome}. {check.message}")
 
     def _admin(self) -> None:
-        created = first_admin_ensure()
-        if created is None:
-            self.stdout.write("Sign in with your admin account.")
-            return
-        username, password = created
-        self.stdout.write(self.style.SUCCESS("Created the first admin account."))
-        self.stdout.write(f"  user name: {username}")
-        self.stdout.write(f"  one-time password: {password}")
-        self.stdout.write("  You will be asked to choose your own password at first sign-in.")
+        # The same one-time-password flow and wording as `make run`.
+        call_command("create_first_admin", stdout=self.stdout)
 
 
 def _demo_version() -> PackageVersion | None:
