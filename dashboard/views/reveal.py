@@ -7,6 +7,8 @@ appears only in the response to that POST (never cached); the audit event is wri
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import wraps
 from uuid import UUID
 
 from django import forms
@@ -56,9 +58,36 @@ def _no_store(response: HttpResponse) -> HttpResponse:
     return response
 
 
-def _confirmed(request: HttpRequest, form: forms.Form) -> bool:
-    return form.is_valid() and stepup_confirm(
-        request, password=form.cleaned_data.get("confirm_password") or None)
+class _NotConfirmed(Exception):
+    """The password confirmation is missing or wrong; the message says what to do."""
+
+
+def _confirm(request: HttpRequest, form: forms.Form, *, error: str) -> None:
+    password = form.cleaned_data.get("confirm_password") if form.is_valid() else None
+    if not form.is_valid() or not stepup_confirm(request, password=password or None):
+        raise _NotConfirmed(error)
+
+
+def _reveal_action(view: Callable[[HttpRequest, OnboardingPackage], HttpResponse]
+                   ) -> Callable[[HttpRequest, UUID], HttpResponse]:
+    """The shared frame of the three actions: reveal role, step-up, refusals shown on the reveal
+    page (nothing revealed), and a response no cache keeps."""
+
+    @wraps(view)
+    @require_POST
+    @sensitive_post_parameters("confirm_password")
+    def action(request: HttpRequest, uuid: UUID) -> HttpResponse:
+        package = package_for(request, uuid=uuid, action=Role.REVEAL)
+        try:
+            return _no_store(view(request, package))
+        except _NotConfirmed as exc:
+            return _page(request, package, error=str(exc), status=403)
+        except RevealError as exc:
+            return _page(request, package, error=str(exc), status=409)
+        except DatabaseError:
+            return _page(request, package, error=AUDIT_DOWN, status=503)
+
+    return action
 
 
 @require_GET
@@ -66,61 +95,34 @@ def reveal_page(request: HttpRequest, uuid: UUID) -> HttpResponse:
     return _page(request, package_for(request, uuid=uuid, action=Role.REVEAL))
 
 
-@require_POST
-@sensitive_post_parameters("confirm_password")
-def reveal_secret(request: HttpRequest, uuid: UUID) -> HttpResponse:
-    package = package_for(request, uuid=uuid, action=Role.REVEAL)
+@_reveal_action
+def reveal_secret(request: HttpRequest, package: OnboardingPackage) -> HttpResponse:
     form = RevealForm(request.POST)
-    if not _confirmed(request, form):
-        return _page(request, package, status=403,
-                     error="Confirm your password (and choose a field) to reveal a value.")
+    _confirm(request, form, error="Confirm your password (and choose a field) to reveal a value.")
     name = form.cleaned_data["field"]
-    try:
-        value = secret_reveal(package=package, field_name=name, actor=request.user,
-                              meta=RequestMeta.from_request(request))
-    except RevealError as exc:
-        return _page(request, package, error=str(exc), status=409)
-    except DatabaseError:
-        return _page(request, package, error=AUDIT_DOWN, status=503)
-    return _no_store(render(request, "dashboard/reveal_value.html", {
-        "package": package, "label": FIELD_LABELS[name], "value": value,
-    }))
-
-
-@require_POST
-@sensitive_post_parameters("confirm_password")
-def reveal_token(request: HttpRequest, uuid: UUID) -> HttpResponse:
-    package = package_for(request, uuid=uuid, action=Role.REVEAL)
-    if not _confirmed(request, StepUpForm(request.POST)):
-        return _page(request, package, status=403,
-                     error="Confirm your password to copy the token.")
-    try:
-        live = token_copy(package=package, actor=request.user,
+    value = secret_reveal(package=package, field_name=name, actor=request.user,
                           meta=RequestMeta.from_request(request))
-    except RevealError as exc:
-        return _page(request, package, error=str(exc), status=409)
-    except DatabaseError:
-        return _page(request, package, error=AUDIT_DOWN, status=503)
-    return _no_store(render(request, "dashboard/reveal_value.html", {
+    return render(request, "dashboard/reveal_value.html", {
+        "package": package, "label": FIELD_LABELS[name], "value": value,
+    })
+
+
+@_reveal_action
+def reveal_token(request: HttpRequest, package: OnboardingPackage) -> HttpResponse:
+    _confirm(request, StepUpForm(request.POST), error="Confirm your password to copy the token.")
+    live = token_copy(package=package, actor=request.user, meta=RequestMeta.from_request(request))
+    return render(request, "dashboard/reveal_value.html", {
         "package": package, "label": "Access token", "value": live.token,
         "expires_at": live.expires_at,
-    }))
+    })
 
 
-@require_POST
-@sensitive_post_parameters("confirm_password")
-def postman_export(request: HttpRequest, uuid: UUID) -> HttpResponse:
-    package = package_for(request, uuid=uuid, action=Role.REVEAL)
-    if not _confirmed(request, StepUpForm(request.POST)):
-        return _page(request, package, status=403,
-                     error="Confirm your password to download the Postman environment.")
-    try:
-        body = postman_environment(package=package, actor=request.user,
-                                   meta=RequestMeta.from_request(request))
-    except RevealError as exc:
-        return _page(request, package, error=str(exc), status=409)
-    except DatabaseError:
-        return _page(request, package, error=AUDIT_DOWN, status=503)
+@_reveal_action
+def postman_export(request: HttpRequest, package: OnboardingPackage) -> HttpResponse:
+    _confirm(request, StepUpForm(request.POST),
+             error="Confirm your password to download the Postman environment.")
+    body = postman_environment(package=package, actor=request.user,
+                               meta=RequestMeta.from_request(request))
     response = HttpResponse(json.dumps(body, indent=2), content_type="application/json")
     response["Content-Disposition"] = f'attachment; filename="{postman_filename(package=package)}"'
-    return _no_store(response)
+    return response
