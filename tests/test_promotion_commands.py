@@ -48,12 +48,14 @@ def test_promote_prints_the_new_production_version(checked):
     version = package_current(integration=checked, environment=Environment.PRODUCTION)
     assert version.source == VersionSource.PROMOTION
     assert version.client_secret is None  # kept Production's (none): no copy without asking
+    assert "Production has no credentials yet" in out and "unverified" not in out
 
 
 def test_promote_copies_credentials_only_when_asked(checked):
     out, _ = run("promote", "Acme POS", "--by", "release", "--reason", "launch",
                  "--copy-credentials")
     assert "with Sandbox's credentials" in out
+    assert "unverified until a Production check passes" in out
     version = package_current(integration=checked, environment=Environment.PRODUCTION)
     assert version.has_credentials and Promotion.objects.get().copied_credentials
 

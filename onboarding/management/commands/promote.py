@@ -37,8 +37,12 @@ class Command(BaseCommand):
             ) from None
         credentials = ("Sandbox's credentials" if promotion.copied_credentials
                        else "Production's own credentials")
+        # Say what the lead must do next: keeping credentials Production never had leaves none.
+        after = ("It is unverified until a Production check passes."
+                 if promotion.new_version.has_credentials else
+                 "Production has no credentials yet: store them with `onboard --environment "
+                 "production`, or promote again with --copy-credentials.")
         self.stdout.write(
             f"Promoted {integration.name} Sandbox v{promotion.source_version.number} to "
-            f"Production version {promotion.new_version.number} (with {credentials}). "
-            "It is unverified until a Production check passes."
+            f"Production version {promotion.new_version.number} (with {credentials}). {after}"
         )
