@@ -299,27 +299,12 @@ def promotion_apply(
         refusals = _unreadable(values, where="Sandbox" if copy_credentials else "Production")
         if refusals:
             raise PromotionRefused(refusals)
-        diff = field_diff(before=previous, after=values)
-        new = version_create(package=package, values=values, actor=actor,
-                             source=VersionSource.PROMOTION)
-        promotion = Promotion.objects.create(
-            integration=integration, kind=PromotionKind.PROMOTION, source_version=sandbox,
-            previous_version=previous, new_version=new, copied_credentials=copy_credentials,
-            diff=diff, reason=reason, performed_by=actor,
+        return _production_write(
+            kind=PromotionKind.PROMOTION, integration=integration, package=package,
+            source=sandbox, previous=previous, values=values, reason=reason, actor=actor,
+            meta=meta, copied_credentials=copy_credentials,
+            details={"sandbox_version": sandbox.number, "copied_credentials": copy_credentials},
         )
-        audit_record(
-            action=AuditAction.PROMOTION, actor=actor, meta=meta, integration=integration,
-            environment=Environment.PRODUCTION, target=f"v{new.number}",
-            details={
-                "sandbox_version": sandbox.number,
-                "previous_version": previous.number if previous else None,
-                "new_version": new.number,
-                "changed": [row["field"] for row in diff if row["status"] != "unchanged"],
-                "copied_credentials": copy_credentials,
-                "promotion": str(promotion.uuid),
-            },
-        )
-    return promotion
 
 
 def rollback_apply(
@@ -352,25 +337,42 @@ def rollback_apply(
         values = {name: _read(target, name) for name in DIFF_FIELDS}
         if any(value is _ABSENT for value in values.values()):
             raise PromotionRefused(_unreadable(values, where=f"Production v{target.number}"))
-        diff = field_diff(before=current, after=values)
-        new = version_create(package=package, values=values, actor=actor,
-                             source=VersionSource.ROLLBACK)
-        promotion = Promotion.objects.create(
-            integration=integration, kind=PromotionKind.ROLLBACK, source_version=target,
-            previous_version=current, new_version=new, copied_credentials=False,
-            diff=diff, reason=reason, performed_by=actor,
+        return _production_write(
+            kind=PromotionKind.ROLLBACK, integration=integration, package=package,
+            source=target, previous=current, values=values, reason=reason, actor=actor,
+            meta=meta, copied_credentials=False, details={"to_version": target.number},
         )
-        audit_record(
-            action=AuditAction.ROLLBACK, actor=actor, meta=meta, integration=integration,
-            environment=Environment.PRODUCTION, target=f"v{new.number}",
-            details={
-                "to_version": target.number,
-                "previous_version": current.number,
-                "new_version": new.number,
-                "changed": [row["field"] for row in diff if row["status"] != "unchanged"],
-                "promotion": str(promotion.uuid),
-            },
-        )
+
+
+def _production_write(
+    *, kind: PromotionKind, integration: Integration, package: OnboardingPackage,
+    source: PackageVersion, previous: PackageVersion | None, values: dict[str, Any],
+    reason: str, actor: Any, meta: RequestMeta | None, copied_credentials: bool,
+    details: dict[str, Any],
+) -> Promotion:
+    """The shared end of promotion and rollback, inside their transaction and locks: the new
+    Production version, its Promotion record and the audit event (names only, never values)."""
+    promoting = kind == PromotionKind.PROMOTION
+    diff = field_diff(before=previous, after=values)
+    new = version_create(package=package, values=values, actor=actor,
+                         source=VersionSource.PROMOTION if promoting else VersionSource.ROLLBACK)
+    promotion = Promotion.objects.create(
+        integration=integration, kind=kind, source_version=source, previous_version=previous,
+        new_version=new, copied_credentials=copied_credentials, diff=diff, reason=reason,
+        performed_by=actor,
+    )
+    audit_record(
+        action=AuditAction.PROMOTION if promoting else AuditAction.ROLLBACK, actor=actor,
+        meta=meta, integration=integration, environment=Environment.PRODUCTION,
+        target=f"v{new.number}",
+        details={
+            **details,
+            "previous_version": previous.number if previous else None,
+            "new_version": new.number,
+            "changed": [row["field"] for row in diff if row["status"] != "unchanged"],
+            "promotion": str(promotion.uuid),
+        },
+    )
     return promotion
 
 
