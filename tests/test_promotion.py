@@ -48,8 +48,10 @@ def passing_check(version: PackageVersion, *, age: timedelta = timedelta(minutes
 
 
 def snapshot() -> tuple[int, ...]:
+    # A refusal changes nothing; only the record of a denied attempt may be added.
     return (PackageVersion.objects.count(), Promotion.objects.count(),
-            AuditEvent.objects.count(), OnboardingPackage.objects.count())
+            AuditEvent.objects.exclude(action="denied").count(),
+            OnboardingPackage.objects.count())
 
 
 def promote(integration: Integration, actor, **overrides) -> Promotion:
@@ -213,6 +215,9 @@ def test_refused_without_a_reason(checked_sandbox, release_manager, reason):
 def test_refused_for_a_user_without_the_promote_right(checked_sandbox, lead):
     reasons = refused(checked_sandbox.package.integration, lead)
     assert reasons == ["You may not promote this integration to Production."]
+    denied = AuditEvent.objects.get(action="denied")
+    assert (denied.actor_name, denied.environment, denied.target) == ("lead", "production",
+                                                                      "promote")
 
 
 def test_refused_without_an_actor(checked_sandbox):
@@ -301,6 +306,7 @@ def test_rollback_needs_a_reason_and_the_right(three_production_versions, lead):
     assert info.value.reasons == ["You may not roll back Production of this integration.",
                                   "Give a reason for the rollback."]
     assert snapshot() == before
+    assert AuditEvent.objects.filter(action="denied", target="rollback").count() == 1
 
 
 def test_rollback_without_production_is_refused(checked_sandbox, release_manager):

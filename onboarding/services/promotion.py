@@ -196,6 +196,17 @@ def _permission_verdict(*, actor: Any, integration: Integration) -> GuardVerdict
     return GuardVerdict(True, "You may promote this integration to Production.")
 
 
+def _audit_if_denied(*, actor: Any, integration: Integration, meta: RequestMeta | None,
+                     attempted: str) -> None:
+    """A refused Production attempt is recorded on its own, apart from the change it refuses
+    (which writes nothing), so the admin, the dashboard and the commands all leave a trace."""
+    if actor is not None and not _permission_verdict(actor=actor, integration=integration).ok:
+        with transaction.atomic():
+            audit_record(action=AuditAction.DENIED, actor=actor, meta=meta,
+                         integration=integration, environment=Environment.PRODUCTION,
+                         target=attempted, details={"attempted": attempted})
+
+
 def _guards(*, integration: Integration, actor: Any, sandbox: PackageVersion | None
             ) -> list[GuardVerdict]:
     verdicts = [_permission_verdict(actor=actor, integration=integration)]
@@ -279,6 +290,7 @@ def promotion_apply(
 ) -> Promotion:
     """Copy the current Sandbox configuration (and credentials if asked) into a new Production
     version. Raises PromotionRefused, with every reason, before writing anything."""
+    _audit_if_denied(actor=actor, integration=integration, meta=meta, attempted="promote")
     with transaction.atomic():
         # Lock Sandbox first (package_store locks it too), so it cannot change between the
         # guards and the copy; every path that locks both takes Sandbox before Production.
@@ -316,6 +328,7 @@ def rollback_apply(
     meta: RequestMeta | None = None,
 ) -> Promotion:
     """Write a new Production version equal to an earlier one. Raises PromotionRefused."""
+    _audit_if_denied(actor=actor, integration=integration, meta=meta, attempted="rollback")
     with transaction.atomic():
         reasons = []
         permission = _permission_verdict(actor=actor, integration=integration)
