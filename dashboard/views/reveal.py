@@ -22,10 +22,10 @@ from dashboard.access import package_for
 from dashboard.stepup import stepup_confirm, stepup_is_fresh
 from onboarding.models import OnboardingPackage, Role
 from onboarding.services.audit import RequestMeta
+from onboarding.services.checks import check_live_token
 from onboarding.services.reveal import (
     FIELD_LABELS,
     RevealError,
-    live_check,
     postman_environment,
     postman_filename,
     secret_reveal,
@@ -48,7 +48,7 @@ def _page(request: HttpRequest, package: OnboardingPackage, *, error: str = "",
           status: int = 200) -> HttpResponse:
     return render(request, "dashboard/reveal.html", {
         "package": package, "fields": FIELD_LABELS.items(), "error": error,
-        "stepup_fresh": stepup_is_fresh(request), "live_check": live_check(package=package),
+        "stepup_fresh": stepup_is_fresh(request), "live_check": check_live_token(package=package),
     }, status=status)
 
 

@@ -18,10 +18,11 @@ from django.utils import timezone
 
 from onboarding import __version__
 from onboarding.crypto import DecryptionError
-from onboarding.iqmetrix import TOKEN_PATH, Outcome
-from onboarding.models import ConnectivityCheck, OnboardingPackage, PackageVersion, Role
+from onboarding.iqmetrix import TOKEN_PATH
+from onboarding.models import OnboardingPackage, PackageVersion, Role
 from onboarding.services.access import require
 from onboarding.services.audit import AuditAction, RequestMeta, audit_record
+from onboarding.services.checks import check_live_token
 from onboarding.services.packages import UNREADABLE
 
 REVEALABLE = PackageVersion.CREDENTIAL_FIELDS
@@ -72,22 +73,12 @@ def secret_reveal(*, package: OnboardingPackage, field_name: str, actor: Any,
             raise RevealError(f"The {FIELD_LABELS[field_name].lower()} {UNREADABLE}.") from None
 
 
-def live_check(*, package: OnboardingPackage) -> ConnectivityCheck | None:
-    """The newest passing check whose access token still lives."""
-    return (
-        ConnectivityCheck.objects.filter(
-            package=package, outcome=Outcome.OK, expires_at__gt=timezone.now(),
-            access_token__isnull=False,
-        ).order_by("-sent_at", "-id").first()
-    )
-
-
 def token_copy(*, package: OnboardingPackage, actor: Any,
                meta: RequestMeta | None = None) -> LiveToken:
     """The live access token of the last passing check, while it is valid."""
     require(user=actor, action=Role.REVEAL, environment=package.environment,
             integration=package.integration)
-    check = live_check(package=package)
+    check = check_live_token(package=package)
     if check is None:
         raise RevealError("There is no live token: run a check first.")
     with transaction.atomic():
@@ -116,7 +107,7 @@ def postman_environment(*, package: OnboardingPackage, actor: Any,
     require(user=actor, action=Role.REVEAL, environment=package.environment,
             integration=package.integration)
     version = _current(package)
-    check = live_check(package=package)
+    check = check_live_token(package=package)
     names = ["accounts_url", "token_url", *REVEALABLE] + (["access_token"] if check else [])
     base = settings.IQMETRIX_ACCOUNTS_URLS[package.environment]
     with transaction.atomic():
