@@ -131,10 +131,15 @@ def test_the_refresh_button_appears_when_a_refresh_token_is_held(client, lead, s
 def test_the_check_form_works_with_and_without_javascript(client, lead, sandbox_version):
     client.force_login(lead)
     html = client.get("/").content.decode()
-    form = re.search(r'<form method="post" action="([^"]+)"\s+hx-post="([^"]+)"([^>]*)>', html)
+    form = re.search(r'<form method="post" action="([^"]+)"\s+hx-post="([^"]+)">', html)
     assert form and form.group(1) == form.group(2) == check_url(sandbox_version.package)
-    assert 'hx-swap="outerHTML"' in form.group(3) and "hx-disabled-elt" in form.group(3)
-    assert "hx-indicator" in form.group(3)
+    # The forms inherit where the answer goes and what shows progress from the list around them.
+    rows = re.search(r'<div class="integration-rows"([^>]*)>', html)
+    assert rows and 'hx-target="closest .env-cell"' in rows.group(1)
+    assert 'hx-swap="outerHTML"' in rows.group(1)
+    assert 'hx-disabled-elt="find button"' in rows.group(1)
+    assert 'hx-indicator="closest .env-cell"' in rows.group(1)
+    assert html.index('class="integration-rows"') < form.start()
     assert "csrfmiddlewaretoken" in html
     assert "Checking…" in html
 
@@ -288,3 +293,16 @@ def test_an_integration_scoped_grant_shows_that_integration_only_with_its_role(
     html = client.get("/").content.decode()
     assert "Granted POS" in html and "Other POS" not in html
     assert html.count("Check now</button>") == 1
+
+
+def test_the_overview_rows_escape_what_they_show(client, lead, sandbox_simulator):
+    """The rows are rendered by Jinja2 and placed in the page as they are: its autoescaping is
+    what keeps an integration name or an error message from becoming markup."""
+    version = onboard('<img src=x onerror="alert(1)"> & Co', password="not-the-password")
+    check_run(package=version.package)
+    ConnectivityCheck.objects.update(message='<b id="injected">bold</b>')
+    client.force_login(lead)
+    html = client.get("/").content.decode()
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt; &amp; Co" in html
+    assert "&lt;b id=&#34;injected&#34;&gt;bold&lt;/b&gt;" in html
+    assert "<img src=x" not in html and '<b id="injected">' not in html

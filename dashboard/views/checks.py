@@ -56,10 +56,12 @@ def _run(request: HttpRequest, package: OnboardingPackage,
     if request.headers.get("HX-Request") == "true":
         card = card_for(user=request.user, integration=package.integration,
                         environment=package.environment, error=error)
-        # The overview's compact cell asks for a cell back, the integration page for its card.
-        template = ("dashboard/_cell.html" if request.POST.get("view") == "cell"
-                    else "dashboard/_card.html")
-        return render(request, template, {"card": card, "return_to": _return_to(request)})
+        # The overview's compact cell asks for a cell back (Jinja2, as on the overview), the
+        # integration page for its card.
+        context = {"card": card, "return_to": _return_to(request)}
+        if request.POST.get("view") == "cell":
+            return render(request, "dashboard/cell.html", context, using="jinja2")
+        return render(request, "dashboard/_card.html", context)
     if error:
         messages.error(request, error)
     elif check is not None and check.ok:

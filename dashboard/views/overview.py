@@ -9,26 +9,46 @@ and with the user's roles worked out once per page rather than once per card.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from functools import cached_property
 from typing import Any
+from uuid import UUID
 
 from django.core.paginator import Paginator
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import reverse
+from django.template.loader import render_to_string
+from django.urls import get_script_prefix, reverse
 from django.utils import timezone
-from django.utils.timesince import timeuntil
+from django.utils.safestring import mark_safe
 
+from onboarding.iqmetrix import Outcome
 from onboarding.models import Environment, Integration, ProductionState, Role
 from onboarding.services.access import roles_lookup, visible_integrations
-from onboarding.services.checks import check_refresh_held
 from onboarding.services.status import PackageStatus, package_statuses
 
 # 25 rows of at most two cells: a page costs the same at 10 or 10,000 integrations, and little.
 INTEGRATIONS_PER_PAGE = 25
+_MARKER = UUID(int=0)
+
+
+@functools.cache
+def _around_uuid(name: str, script_prefix: str) -> tuple[str, str]:
+    url = reverse(name, args=[_MARKER])
+    head, _, tail = url.partition(str(_MARKER))
+    return head, tail
+
+
+def uuid_url(name: str, uuid: UUID) -> str:
+    """`reverse(name, args=[uuid])` for a URL whose one argument is a UUID, without the resolver
+    for every call: the overview makes three such URLs a row. Cached per script prefix, which
+    is what else goes into a reversed URL."""
+    head, tail = _around_uuid(name, get_script_prefix())
+    return f"{head}{uuid}{tail}"
 
 
 @dataclass(frozen=True)
@@ -41,10 +61,10 @@ class When:
     local: str
 
     @classmethod
-    def of(cls, at: datetime | None) -> When | None:
+    def of(cls, at: datetime | None, *, tz: tzinfo | None = None) -> When | None:
         if at is None:
             return None
-        local = timezone.localtime(at)
+        local = at.astimezone(tz or timezone.get_current_timezone())
         return cls(iso=local.isoformat(), utc=at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
                    local=f"{local:%Y-%m-%d %H:%M} {local.tzname()}")
 
@@ -57,6 +77,8 @@ class Card:
     can_check: bool
     refresh_held: bool
     error: str = ""
+    # The time zone the page shows times in, looked up once for all of a page's cards.
+    tz: tzinfo | None = None
 
     @cached_property
     def dom_id(self) -> str:
@@ -76,36 +98,46 @@ class Card:
         package = self.status.package
         return package.failing_since if package is not None else None
 
-    # For the compact cell (`_cell.html`).
+    # For the compact cell (templates/jinja2/dashboard/_cell.html).
+
+    @cached_property
+    def outcome_label(self) -> str:
+        check = self.status.last_check
+        return Outcome(check.outcome).label if check is not None else ""
 
     @cached_property
     def checked(self) -> When | None:
         check = self.status.last_check
-        return When.of(check.sent_at if check is not None else None)
+        return When.of(check.sent_at if check is not None else None, tz=self.tz)
 
     @cached_property
     def expires(self) -> When | None:
-        return When.of(self.status.expires_at)
+        return When.of(self.status.expires_at, tz=self.tz)
 
     @cached_property
     def failing(self) -> When | None:
-        return When.of(self.failing_since)
+        return When.of(self.failing_since, tz=self.tz)
 
     @cached_property
     def check_url(self) -> str:
-        return reverse("dashboard:check_run", args=[self.status.package.uuid])
+        return uuid_url("dashboard:check_run", self.status.package.uuid)
 
     @cached_property
     def refresh_url(self) -> str:
-        return reverse("dashboard:check_refresh", args=[self.status.package.uuid])
+        return uuid_url("dashboard:check_refresh", self.status.package.uuid)
 
     @property
     def time_left(self) -> str:
-        """The countdown's first text; static/js/app.js ticks it every second."""
+        """The countdown's first text, in the words static/js/app.js ticks it in every second."""
         expires_at = self.status.expires_at
         if expires_at is None or self.token_expired:
             return "expired"
-        return f"{timeuntil(expires_at)} left"
+        seconds = int((expires_at - timezone.now()).total_seconds())
+        hours, rest = divmod(seconds, 3600)
+        minutes, seconds = divmod(rest, 60)
+        if hours:
+            return f"{hours} h {minutes:02d} min {seconds:02d} s left"
+        return f"{minutes} min {seconds:02d} s left"
 
 
 @dataclass(frozen=True)
@@ -113,12 +145,16 @@ class IntegrationCards:
     integration: Integration
     cards: list[Card]
 
+    @property
+    def url(self) -> str:
+        return uuid_url("dashboard:integration", self.integration.uuid)
 
-def cards_for(*, user: Any, integrations: QuerySet[Integration]) -> list[IntegrationCards]:
-    """Cards of every environment the user may view, integrations by name, Sandbox first."""
+
+def cards_for(*, user: Any, integrations: Iterable[Integration]) -> list[IntegrationCards]:
+    """Cards of every environment the user may view, Sandbox first, in the integrations' order."""
     statuses = package_statuses(integrations=integrations)
-    held = check_refresh_held(package_ids=[s.package.pk for s in statuses if s.package])
     roles = roles_lookup(user=user)
+    tz = timezone.get_current_timezone()
     grouped: dict[int, IntegrationCards] = {}
     for status in statuses:
         integration = status.integration
@@ -130,7 +166,8 @@ def cards_for(*, user: Any, integrations: QuerySet[Integration]) -> list[Integra
         group.cards.append(Card(
             status=status,
             can_check=has_credentials and Role.CHECK.value in held_roles,
-            refresh_held=status.package is not None and status.package.pk in held,
+            refresh_held=status.refresh_held,
+            tz=tz,
         ))
     return [group for group in grouped.values() if group.cards]
 
@@ -141,17 +178,19 @@ def card_for(*, user: Any, integration: Integration, environment: Environment | 
     for group in cards_for(user=user, integrations=Integration.objects.filter(pk=integration.pk)):
         for card in group.cards:
             if card.status.environment == Environment(environment):
-                return Card(card.status, card.can_check, card.refresh_held, error=error)
+                return dataclasses.replace(card, error=error)
     return None
 
 
 def overview(request: HttpRequest) -> HttpResponse:
-    visible = visible_integrations(user=request.user).order_by("name")
-    page = Paginator(visible.only("pk"), INTEGRATIONS_PER_PAGE).get_page(request.GET.get("page"))
-    ids = [integration.pk for integration in page.object_list]
-    groups = cards_for(user=request.user, integrations=Integration.objects.filter(pk__in=ids))
+    visible = visible_integrations(user=request.user).order_by("name").only("pk", "uuid", "name")
+    page = Paginator(visible, INTEGRATIONS_PER_PAGE).get_page(request.GET.get("page"))
+    groups = cards_for(user=request.user, integrations=page.object_list)
+    # Jinja2 escapes what it renders (autoescape), so the result is safe to place as it is.
+    rows = mark_safe(render_to_string("dashboard/_rows.html", {  # noqa: S308
+        "groups": groups, "return_to": request.get_full_path(),
+    }, request=request, using="jinja2"))
     return render(request, "dashboard/overview.html", {
-        "groups": groups, "page": page,
+        "groups": groups, "rows": rows, "page": page,
         "can_add": request.user.has_perm("onboarding.add_integration"),
-        "return_to": request.get_full_path(),
     })

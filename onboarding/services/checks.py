@@ -103,14 +103,6 @@ def check_last_pass(*, version: PackageVersion) -> ConnectivityCheck | None:
     return _checks(version=version, outcome=Outcome.OK, kind=CheckKind.PASSWORD).first()
 
 
-def check_refresh_held(*, package_ids: list[int]) -> set[int]:
-    """Which of these packages hold a refresh token (one query for any number of packages)."""
-    return set(
-        ConnectivityCheck.objects.filter(package_id__in=package_ids, refresh_token__isnull=False)
-        .order_by().values_list("package_id", flat=True).distinct()
-    )
-
-
 def check_targets(*, integration: str | None = None, environment: str | None = None
                   ) -> list[OnboardingPackage]:
     """Packages with a current version, integrations by name and Sandbox first: of the one named

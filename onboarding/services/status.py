@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
 
 from onboarding.models import (
     ConnectivityCheck,
@@ -30,6 +30,8 @@ class PackageStatus:
     version: PackageVersion | None
     state: ProductionState
     last_check: ConnectivityCheck | None
+    # Whether "Refresh token" can work: a check of this package still holds a refresh token.
+    refresh_held: bool = False
 
     @property
     def expires_at(self) -> datetime | None:
@@ -47,30 +49,45 @@ def package_state(*, version: PackageVersion | None, last_check: ConnectivityChe
     return ProductionState.UNVERIFIED
 
 
+# What a status shows of a check; the rest (tokens, the /me answer, timings) stays in the table.
+_CHECK_FIELDS = ("id", "package_id", "version_id", "kind", "outcome", "sent_at", "expires_at",
+                 "message")
+
+
 def _last_checks(packages: Iterable[OnboardingPackage]) -> dict[int, ConnectivityCheck]:
     ids = [p.last_check_id for p in packages if getattr(p, "last_check_id", None)]
-    # Tokens stay deferred: the overview never needs them, and decrypting costs time.
-    checks = ConnectivityCheck.objects.filter(pk__in=ids).defer("access_token", "refresh_token")
+    checks = ConnectivityCheck.objects.filter(pk__in=ids).only(*_CHECK_FIELDS)
     return {c.package_id: c for c in checks}
 
 
 def packages_with_last_check(queryset: QuerySet[OnboardingPackage] | None = None
                              ) -> QuerySet[OnboardingPackage]:
+    """Packages with their current version, the id of their newest check (`last_check_id`) and
+    whether a check of theirs holds a refresh token (`refresh_held`), in one query."""
     newest = ConnectivityCheck.objects.filter(package=OuterRef("pk")).order_by("-sent_at", "-id")
+    refresh = ConnectivityCheck.objects.filter(package=OuterRef("pk"), refresh_token__isnull=False)
     queryset = queryset if queryset is not None else OnboardingPackage.objects.all()
-    return queryset.select_related("integration", "current_version").annotate(
-        last_check_id=Subquery(newest.values("pk")[:1])
+    return queryset.select_related("current_version").annotate(
+        last_check_id=Subquery(newest.values("pk")[:1]), refresh_held=Exists(refresh),
     )
 
 
-def package_statuses(*, integrations: QuerySet[Integration]) -> list[PackageStatus]:
-    """One status per integration and environment, Sandbox first, integrations by name."""
-    integration_list = list(integrations.order_by("name"))
+def package_statuses(*, integrations: Iterable[Integration]) -> list[PackageStatus]:
+    """One status per integration and environment, Sandbox first, in the integrations' order.
+
+    Three queries whatever the number: the integrations (unless given as a list), their packages
+    with versions, and their newest checks.
+    """
+    integration_list = list(integrations)
+    by_pk = {integration.pk: integration for integration in integration_list}
     packages = list(packages_with_last_check(
-        OnboardingPackage.objects.filter(integration__in=[i.pk for i in integration_list])
+        OnboardingPackage.objects.filter(integration_id__in=list(by_pk))
     ))
     checks = _last_checks(packages)
-    by_key = {(p.integration_id, p.environment): p for p in packages}
+    by_key = {}
+    for package in packages:
+        package.integration = by_pk[package.integration_id]  # known already: no join, no query
+        by_key[(package.integration_id, package.environment)] = package
     statuses = []
     for integration in integration_list:
         for env in Environment:
@@ -80,5 +97,6 @@ def package_statuses(*, integrations: QuerySet[Integration]) -> list[PackageStat
             statuses.append(PackageStatus(
                 integration=integration, environment=env, package=package, version=version,
                 state=package_state(version=version, last_check=last), last_check=last,
+                refresh_held=bool(package and package.refresh_held),
             ))
     return statuses

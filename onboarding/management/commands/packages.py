@@ -16,7 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="one JSON object per line")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        for status in package_statuses(integrations=Integration.objects.all()):
+        for status in package_statuses(integrations=Integration.objects.order_by("name")):
             check = status.last_check
             row = {
                 "integration": status.integration.name,
