@@ -297,6 +297,7 @@ def run_all(bench: Bench) -> dict:
         print(f"warning: the floor view had {floor_errors} errors under load", flush=True)
     return {
         "overview": overview["rows"],
+        "overview_empty": overview["empty"],
         "check_overhead": overhead,
         "check_all": check_all,
         "rotation": rotation,
@@ -337,6 +338,10 @@ def targets(r: dict) -> list[tuple[str, str]]:
 
 def table(r: dict) -> str:
     lines = ["", "| measurement | result | floor / ideal | ratio |", "|---|---|---|---|"]
+    if "overview_empty" in r:
+        e = r["overview_empty"]
+        lines.append(f"| overview, no integrations (its fixed cost), {e['queries']} queries "
+                     f"| {e['median_ms']} ms | {e['floor_median_ms']} ms | {e['ratio']} |")
     for row in r["overview"]:
         lines.append(f"| overview, {row['integrations']:,} integrations, {row['queries']} queries "
                      f"| {row['median_ms']} ms | {row['floor_median_ms']} ms | {row['ratio']} |")

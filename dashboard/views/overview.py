@@ -153,6 +153,8 @@ class IntegrationCards:
 def cards_for(*, user: Any, integrations: Iterable[Integration]) -> list[IntegrationCards]:
     """Cards of every environment the user may view, Sandbox first, in the integrations' order."""
     statuses = package_statuses(integrations=integrations)
+    if not statuses:
+        return []
     roles = roles_lookup(user=user)
     tz = timezone.get_current_timezone()
     grouped: dict[int, IntegrationCards] = {}

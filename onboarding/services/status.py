@@ -79,6 +79,8 @@ def package_statuses(*, integrations: Iterable[Integration]) -> list[PackageStat
     with versions, and their newest checks.
     """
     integration_list = list(integrations)
+    if not integration_list:
+        return []  # nothing to ask: building the queries would cost more than the empty answer
     by_pk = {integration.pk: integration for integration in integration_list}
     packages = list(packages_with_last_check(
         OnboardingPackage.objects.filter(integration_id__in=list(by_pk))
