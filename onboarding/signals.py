@@ -9,16 +9,26 @@ from axes.signals import user_locked_out
 from django.contrib.auth.models import Group, User
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db import transaction
-from django.db.models.signals import m2m_changed, post_save, pre_save
+from django.db.models.signals import (
+    m2m_changed,
+    post_delete,
+    post_save,
+    pre_delete,
+    pre_save,
+)
 from django.dispatch import receiver
 
 from onboarding.services.audit import (
     ACCOUNT_FLAGS,
     AuditAction,
     RequestMeta,
+    account_deletion_facts,
+    audit_account_deleted,
     audit_account_flags,
+    audit_group_deleted,
     audit_membership_change,
     audit_record,
+    group_deletion_facts,
 )
 
 
@@ -87,3 +97,26 @@ def remember_account_flags(sender: Any, instance: Any, update_fields: Any = None
 @receiver(post_save, sender=User)
 def audit_account_flag_changes(sender: Any, instance: Any, **kwargs: Any) -> None:
     audit_account_flags(user=instance, before=getattr(instance, "_aislekeys_flags", None))
+
+
+# Deleting an account or a group takes permissions away without any m2m signal: what goes is
+# read before the delete and recorded after it.
+@receiver(pre_delete, sender=User)
+def remember_account_roles(sender: Any, instance: Any, **kwargs: Any) -> None:
+    instance._aislekeys_deleted = account_deletion_facts(user=instance)
+
+
+@receiver(post_delete, sender=User)
+def audit_account_deletion(sender: Any, instance: Any, **kwargs: Any) -> None:
+    audit_account_deleted(username=instance.get_username(),
+                          facts=getattr(instance, "_aislekeys_deleted", None))
+
+
+@receiver(pre_delete, sender=Group)
+def remember_group_members(sender: Any, instance: Any, **kwargs: Any) -> None:
+    instance._aislekeys_deleted = group_deletion_facts(group=instance)
+
+
+@receiver(post_delete, sender=Group)
+def audit_group_deletion(sender: Any, instance: Any, **kwargs: Any) -> None:
+    audit_group_deleted(name=instance.name, facts=getattr(instance, "_aislekeys_deleted", None))

@@ -298,6 +298,18 @@ def test_changing_a_group_in_the_admin_asks_for_the_password_and_names_the_admin
     assert event.environment == "production"
 
 
+def test_deleting_an_account_in_the_admin_is_audited_under_the_admins_name(client, superuser,
+                                                                           release_manager):
+    delete = f"/admin/auth/user/{release_manager.pk}/delete/"
+    client.force_login(superuser)
+    client.post("/accounts/confirm/", {"password": PASSWORD, "next": delete})
+    response = client.post(delete, {"post": "yes"})
+    assert response.status_code == 302
+    event = AuditEvent.objects.latest("seq")
+    assert (event.actor_name, event.target) == ("root", "release")
+    assert event.details["change"] == "deleted" and event.environment == "production"
+
+
 def test_grants_are_listed_read_only_in_the_admin(client, superuser, outsider):
     grant = grant_create(user=outsider, role=Role.VIEW, valid_until=later(hours=1),
                          reason="r", granted_by=superuser)

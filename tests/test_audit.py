@@ -291,3 +291,29 @@ def test_deactivating_and_reactivating_an_account_is_audited(release_manager):
     count = AuditEvent.objects.count()
     release_manager.save(update_fields=["last_login"])
     assert AuditEvent.objects.count() == count
+
+
+# --- Deleting accounts and groups ---------------------------------------------------------------
+
+def test_deleting_an_account_is_audited_with_the_production_roles_it_took_away(release_manager,
+                                                                                lead):
+    release_manager.delete()
+    event = AuditEvent.objects.latest("seq")
+    assert event.action == AuditAction.PERMISSION_CHANGE and event.target == "release"
+    assert event.details["change"] == "deleted"
+    assert "promote" in event.details["production_roles"]
+    assert event.environment == "production"
+    lead.delete()
+    event = AuditEvent.objects.latest("seq")
+    assert event.details == {"user": "lead", "change": "deleted", "production_roles": ["view"]}
+
+
+def test_deleting_a_group_is_audited_with_its_members_and_permissions(release_manager):
+    group = Group.objects.get(name="Release managers")
+    group.delete()
+    event = AuditEvent.objects.latest("seq")
+    assert event.action == AuditAction.GROUP_CHANGE and event.target == "Release managers"
+    assert event.details["change"] == "deleted" and event.details["users"] == ["release"]
+    assert "onboarding.promote_production" in event.details["permissions"]
+    assert event.environment == "production"
+    assert audit_verify().ok

@@ -25,7 +25,8 @@ from django.db import models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from onboarding.models import AuditChainHead, AuditEvent, Integration
+from onboarding.models import AuditChainHead, AuditEvent, Environment, Integration
+from onboarding.services.access import roles
 
 GENESIS = "0" * 64
 
@@ -357,6 +358,40 @@ def audit_account_flags(*, user: Any, before: dict[str, bool] | None) -> None:
         _record_acting(action=AuditAction.PERMISSION_CHANGE, target=user.get_username(),
                        details={"user": user.get_username(),
                                 "change": "activated" if user.is_active else "deactivated"})
+
+
+def account_deletion_facts(*, user: Any) -> dict[str, Any]:
+    """What deleting `user` takes away, read before the delete: its Production roles (from
+    superuser status, permissions and grants alike)."""
+    return {"production_roles": sorted(roles(user=user, environment=Environment.PRODUCTION))}
+
+
+def audit_account_deleted(*, username: str, facts: dict[str, Any] | None) -> None:
+    """An account was deleted. Its group memberships, permissions and grants go with it, and
+    the database removes those without the signals that record such changes one by one."""
+    facts = facts or {"production_roles": []}
+    _record_acting(action=AuditAction.PERMISSION_CHANGE,
+                   environment="production" if facts["production_roles"] else "",
+                   target=username, details={"user": username, "change": "deleted", **facts})
+
+
+def group_deletion_facts(*, group: Any) -> dict[str, Any]:
+    """What deleting `group` takes from its members, read before the delete."""
+    return {
+        "users": sorted(group.user_set.values_list("username", flat=True)),
+        "permissions": sorted(f"{app}.{codename}" for app, codename in group.permissions
+                              .values_list("content_type__app_label", "codename")),
+    }
+
+
+def audit_group_deleted(*, name: str, facts: dict[str, Any] | None) -> None:
+    """A group was deleted, and with it every member's permissions through it."""
+    facts = facts or {"users": [], "permissions": []}
+    production = any(_is_production_permission(p.rsplit(".", 1)[-1])
+                     for p in facts["permissions"])
+    _record_acting(action=AuditAction.GROUP_CHANGE,
+                   environment="production" if production else "", target=name,
+                   details={"group": name, "change": "deleted", **facts})
 
 
 def csv_cell(value: Any) -> Any:
