@@ -240,7 +240,7 @@ class OnboardingPackageAdmin(admin.ModelAdmin):
             integration=obj.integration, environment=obj.environment,
             data=form.data_for_service, actor=request.user,
             meta=RequestMeta.from_request(request),
-        )
+        ).version
         obj.pk = version.package_id
         obj.current_version = version
         obj._state.adding = False

@@ -76,9 +76,9 @@ def package_data(**overrides: Any) -> PackageData:
 
 def onboard(name: str = "Acme POS", environment: str = Environment.SANDBOX,
             **overrides: Any) -> PackageVersion:
-    version, _ = package_onboard(integration_name=name, environment=environment,
-                                 data=package_data(**overrides), source=VersionSource.COMMAND)
-    return version
+    stored, _ = package_onboard(integration_name=name, environment=environment,
+                                data=package_data(**overrides), source=VersionSource.COMMAND)
+    return stored.version
 
 
 @pytest.fixture

@@ -216,6 +216,24 @@ def test_the_edit_page_masks_identifiers_and_never_renders_secrets(client, lead,
     assert_no_secret(response.content)
 
 
+def test_saving_an_unchanged_form_keeps_the_current_version(client, lead, integration):
+    client.force_login(lead)
+    events = AuditEvent.objects.count()
+    # Blank secrets keep the current ones; the other fields repeat what v1 holds.
+    response = client.post(edit_url(integration), edit_post(
+        client_id="client-abcdef123456", username="api.user@example.com",
+        company_id="14146", location_id="loc-1"), follow=True)
+    assert "Nothing changed: Acme POS Sandbox stays at version 1." in messages_of(response)
+    assert PackageVersion.objects.filter(package__integration=integration).count() == 1
+    assert AuditEvent.objects.count() == events
+    # One changed field is a new version again.
+    client.post(edit_url(integration), edit_post(
+        client_id="client-abcdef123456", username="api.user@example.com",
+        company_id="14146", location_id="loc-2"))
+    version = package_current(integration=integration, environment=Environment.SANDBOX)
+    assert version.number == 2 and version.location_id == "loc-2"
+
+
 def test_blank_fields_keep_the_current_values(client, lead, integration):
     client.force_login(lead)
     response = client.post(edit_url(integration), edit_post(company_id="77", location_id="s-9"))

@@ -87,6 +87,17 @@ def test_a_second_onboard_makes_version_2(secrets_in_env, monkeypatch):
 
 
 @pytest.mark.django_db
+def test_onboarding_the_same_values_again_stores_nothing(secrets_in_env):
+    _call("onboard", *ONBOARD)
+    events = AuditEvent.objects.count()
+    out = _call("onboard", "acme-pos", *ONBOARD[1:])
+
+    assert "Nothing changed: Acme POS Sandbox stays at package version 1." in out
+    assert PackageVersion.objects.count() == 1
+    assert AuditEvent.objects.count() == events  # no "package edited" with nothing changed
+
+
+@pytest.mark.django_db
 def test_packages_without_json_prints_a_table(secrets_in_env):
     _call("onboard", *ONBOARD)
     out = _call("packages")

@@ -37,6 +37,7 @@ from onboarding.services.audit import RequestMeta
 from onboarding.services.checks import CheckError, check_run
 from onboarding.services.packages import (
     PackageError,
+    Stored,
     package_current,
     package_onboard,
     package_store,
@@ -82,14 +83,14 @@ def _new(request: HttpRequest, *, check: bool) -> HttpResponse:
         env = Environment(form.cleaned_data["environment"])
         if _stepup_passed(request, form, env):
             try:
-                version, _ = package_onboard(
+                stored, _ = package_onboard(
                     integration_name=form.cleaned_data["name"], environment=env,
                     data=form.package_data(), actor=request.user,
                     meta=RequestMeta.from_request(request), source=VersionSource.EDIT)
             except (ValidationError, PackageError) as exc:
                 _add_error(form, exc)
             else:
-                return _saved(request, form, version=version, check=check)
+                return _saved(request, form, stored=stored, check=check)
     check_allowed = any(can(user=request.user, action=Role.CHECK, environment=env)
                         for env in editable)
     return _render(request, form, integration=None, environment=None,
@@ -108,13 +109,13 @@ def _edit(request: HttpRequest, *, uuid: UUID, environment: str, check: bool) ->
                        needs_stepup=needs_stepup)
     if form.is_valid() and _stepup_passed(request, form, env):
         try:
-            version = package_store(integration=integration, environment=env,
+            stored = package_store(integration=integration, environment=env,
                                     data=form.package_data(), actor=request.user,
                                     meta=RequestMeta.from_request(request))
         except (ValidationError, PackageError) as exc:
             _add_error(form, exc)
         else:
-            return _saved(request, form, version=version, check=check)
+            return _saved(request, form, stored=stored, check=check)
     check_allowed = can(user=request.user, action=Role.CHECK, environment=env,
                         integration=integration)
     return _render(request, form, integration=integration, environment=env,
@@ -140,11 +141,14 @@ def _add_error(form: PackageForm, exc: ValidationError | PackageError) -> None:
     form.add_error(None, exc if isinstance(exc, ValidationError) else str(exc))
 
 
-def _saved(request: HttpRequest, form: PackageForm, *, version: PackageVersion,
+def _saved(request: HttpRequest, form: PackageForm, *, stored: Stored,
            check: bool) -> HttpResponse:
+    version = stored.version
     package: OnboardingPackage = version.package
     env, integration = package.env, package.integration
-    note = f"Saved {env.label} version {version.number} of {integration.name}."
+    note = (f"Saved {env.label} version {version.number} of {integration.name}." if stored.new
+            else f"Nothing changed: {integration.name} {env.label} stays at version "
+                 f"{version.number}.")
     if form.taken_from_paste:
         note += f" Taken from the pasted text: {labels(form.taken_from_paste)}."
     messages.success(request, note)

@@ -185,6 +185,16 @@ def changed_fields(old: PackageVersion | None, new_values: dict[str, Any]) -> li
     return sorted(changed)
 
 
+@dataclass(frozen=True)
+class Stored:
+    """What saving a package did: `version` is the package's current version afterwards; `new`
+    is False when nothing differed from it, so no version (and no audit event) was made."""
+
+    version: PackageVersion
+    new: bool
+    changed: list[str]
+
+
 def package_store(
     *,
     integration: Integration,
@@ -193,9 +203,13 @@ def package_store(
     actor: Any = None,
     meta: RequestMeta | None = None,
     source: VersionSource = VersionSource.EDIT,
-) -> PackageVersion:
+) -> Stored:
     """Validate and store a new version of one environment's package, audited in the same
-    transaction. `actor=None` is the trusted operator of a management command."""
+    transaction. `actor=None` is the trusted operator of a management command.
+
+    Saving what the current version already holds stores nothing: a second click on Save, or
+    `onboard` run twice with the same values, must not fill the history (and the promotion
+    and rollback choices) with identical versions."""
     environment = Environment(environment)
     if actor is not None:
         require(user=actor, action=Role.EDIT, environment=environment, integration=integration)
@@ -210,6 +224,8 @@ def package_store(
         for name in PackageVersion.SECRET_FIELDS:
             values[name] = _secret_or_current(current, name, values[name])
         changed = changed_fields(current, values)
+        if current is not None and not changed:
+            return Stored(version=current, new=False, changed=[])
         version = version_create(package=package, values=values, actor=actor, source=source)
         audit_record(
             action=AuditAction.PACKAGE_CREATE if current is None else AuditAction.PACKAGE_EDIT,
@@ -217,7 +233,7 @@ def package_store(
             target=f"v{version.number}",
             details={"version": version.number, "changed": changed, "source": str(source)},
         )
-    return version
+    return Stored(version=version, new=True, changed=changed)
 
 
 def package_current(*, integration: Integration, environment: str) -> PackageVersion | None:
@@ -241,12 +257,13 @@ def mask(value: str | None) -> str:
 def package_onboard(
     *, integration_name: str, environment: str, data: PackageData, actor: Any = None,
     meta: RequestMeta | None = None, source: VersionSource = VersionSource.COMMAND,
-) -> tuple[PackageVersion, bool]:
-    """Create the integration if new and store a version, all or nothing."""
+) -> tuple[Stored, bool]:
+    """Create the integration if new and store a version, all or nothing; (what was stored,
+    whether the integration was created)."""
     package_validate(data=data)
     with transaction.atomic():
         integration, created = integration_get_or_create(name=integration_name, actor=actor,
                                                          meta=meta)
-        version = package_store(integration=integration, environment=environment, data=data,
-                                actor=actor, meta=meta, source=source)
-    return version, created
+        stored = package_store(integration=integration, environment=environment, data=data,
+                               actor=actor, meta=meta, source=source)
+    return stored, created

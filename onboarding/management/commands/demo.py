@@ -56,7 +56,7 @@ class Command(BaseCommand):
     def _seed_and_check(self) -> None:
         current = _demo_version()
         if current is None:
-            version, _ = package_onboard(
+            stored, _ = package_onboard(
                 integration_name=DEMO_INTEGRATION, environment=Environment.SANDBOX,
                 data=PackageData(client_id=DEMO_ACCOUNT.client_id, username=DEMO_ACCOUNT.username,
                                  client_secret=DEMO_ACCOUNT.client_secret,
@@ -64,7 +64,7 @@ class Command(BaseCommand):
                 source=VersionSource.COMMAND,
             )
             self.stdout.write(f"Seeded {DEMO_INTEGRATION} with the simulator's demo account.")
-            current = version
+            current = stored.version
         try:
             check = check_run(package=current.package, trigger=CheckTrigger.COMMAND)
         except CheckError as exc:

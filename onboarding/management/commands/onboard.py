@@ -45,7 +45,7 @@ class Command(BaseCommand):
             location_id=options["location_id"], response_format=options["response_format"],
         )
         try:
-            version, created = package_onboard(
+            stored, created = package_onboard(
                 integration_name=options["integration"], environment=env, data=data,
                 source=VersionSource.COMMAND,
             )
@@ -54,6 +54,11 @@ class Command(BaseCommand):
             raise CommandError(f"{reasons} Nothing was stored.", returncode=1) from None
         except PackageError as exc:
             raise CommandError(f"{exc} Nothing was stored.", returncode=1) from None
-        made = "Created the integration and stored" if created else "Stored"
+        version = stored.version
         name = version.package.integration.name
+        if not stored.new:
+            self.stdout.write(f"Nothing changed: {name} {env.label} stays at package version "
+                              f"{version.number}.")
+            return
+        made = "Created the integration and stored" if created else "Stored"
         self.stdout.write(f"{made} {name} {env.label} package version {version.number}.")
