@@ -75,7 +75,6 @@ class Card:
 
     status: PackageStatus
     can_check: bool
-    refresh_held: bool
     error: str = ""
     # The time zone the page shows times in, looked up once for all of a page's cards.
     tz: tzinfo | None = None
@@ -83,6 +82,10 @@ class Card:
     @cached_property
     def dom_id(self) -> str:
         return f"card-{self.status.integration.uuid}-{self.status.environment.value}"
+
+    @property
+    def refresh_held(self) -> bool:
+        return self.status.refresh_held
 
     @property
     def verified(self) -> bool:
@@ -168,7 +171,6 @@ def cards_for(*, user: Any, integrations: Iterable[Integration]) -> list[Integra
         group.cards.append(Card(
             status=status,
             can_check=has_credentials and Role.CHECK.value in held_roles,
-            refresh_held=status.refresh_held,
             tz=tz,
         ))
     return [group for group in grouped.values() if group.cards]

@@ -60,13 +60,12 @@ def _last_checks(packages: Iterable[OnboardingPackage]) -> dict[int, Connectivit
     return {c.package_id: c for c in checks}
 
 
-def packages_with_last_check(queryset: QuerySet[OnboardingPackage] | None = None
+def packages_with_last_check(queryset: QuerySet[OnboardingPackage]
                              ) -> QuerySet[OnboardingPackage]:
     """Packages with their current version, the id of their newest check (`last_check_id`) and
     whether a check of theirs holds a refresh token (`refresh_held`), in one query."""
     newest = ConnectivityCheck.objects.filter(package=OuterRef("pk")).order_by("-sent_at", "-id")
     refresh = ConnectivityCheck.objects.filter(package=OuterRef("pk"), refresh_token__isnull=False)
-    queryset = queryset if queryset is not None else OnboardingPackage.objects.all()
     return queryset.select_related("current_version").annotate(
         last_check_id=Subquery(newest.values("pk")[:1]), refresh_held=Exists(refresh),
     )
