@@ -101,7 +101,8 @@ class Card:
         package = self.status.package
         return package.failing_since if package is not None else None
 
-    # For the compact cell (templates/jinja2/dashboard/_cell.html).
+    # For the templates: the compact cell (templates/jinja2/dashboard/_cell.html) and, for
+    # its action URLs, the full card (_card.html).
 
     @cached_property
     def outcome_label(self) -> str:
