@@ -107,27 +107,27 @@ test: dev
 lint: dev
 	$(VENV)/bin/ruff check .
 
+# Installs Debian package $(1) when its command is missing and we are root; else says how.
+define debian_command
+	@command -v $(1) >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(1); \
+	  else \
+	    echo "error: Debian's $(1) is not installed: sudo apt-get install $(1)" >&2; exit 1; \
+	  fi; }
+endef
+
 # Playwright's own browser download does not work here; the tests launch Debian's chromium
 # through executable_path, so make sure it is installed.
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
-	  else \
-	    echo "error: Debian's chromium is not installed: sudo apt-get install chromium" >&2; exit 1; \
-	  fi; }
+	$(call debian_command,chromium)
 
 e2e: dev chromium
 	$(VPY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
 
 # The HTTP part of the benchmark loads gunicorn with Debian's wrk.
 wrk:
-	@command -v wrk >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk; \
-	  else \
-	    echo "error: Debian's wrk is not installed: sudo apt-get install wrk" >&2; exit 1; \
-	  fi; }
+	$(call debian_command,wrk)
 
 # Seeds its own throw-away SQLite databases, prints a table and writes bench/results.json; with
 # DATABASE_URL=postgres://... it uses throw-away databases on that server instead (never the one
