@@ -8,11 +8,12 @@ per-request cache on the user object and what superusers and inactive users get,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Permission
-from django.db.models import Q
+from django.db.models import F, Q
 
 
 class OneQueryModelBackend(ModelBackend):
@@ -30,3 +31,22 @@ class OneQueryModelBackend(ModelBackend):
                     "content_type__app_label", "codename").order_by().distinct()
             }
         return user_obj._perm_cache
+
+
+def load_permissions(*, users: Sequence[Any]) -> None:
+    """Fill the permission cache of many users with one query, for pages that list them all
+    (the access report asks `has_perm` of every user). Superusers and inactive users are left
+    to the backend, which answers them without a query of their own anyway."""
+    pending = {user.pk: user for user in users
+               if user.is_active and not user.is_superuser and not hasattr(user, "_perm_cache")}
+    if not pending:
+        return
+    found: dict[Any, set[str]] = {pk: set() for pk in pending}
+    own = Permission.objects.filter(user__in=list(pending)).values_list(
+        F("user"), "content_type__app_label", "codename")
+    through_groups = Permission.objects.filter(group__user__in=list(pending)).values_list(
+        F("group__user"), "content_type__app_label", "codename")
+    for user_id, app_label, codename in own.order_by().union(through_groups.order_by()):
+        found[user_id].add(f"{app_label}.{codename}")
+    for pk, user in pending.items():
+        user._perm_cache = found[pk]

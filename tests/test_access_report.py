@@ -10,7 +10,8 @@ from io import StringIO
 
 from django.contrib.auth.models import Group, Permission, User
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -125,3 +126,49 @@ def test_the_report_says_who_gave_group_and_superuser_access_from_the_audit_log(
     root_row = next(r for r in access_report() if r.username == "root")
     assert root_row.sources[0].label == "superuser"
     assert root_row.sources[0].granted_by == "system"  # created outside any request
+
+
+def _team(first: int, size: int, granter: User) -> None:
+    """Users who hold Production access each way the report names: group, permission, grant
+    on all integrations and on one."""
+    integration = Integration.objects.get_or_create(name="Scoped", slug="scoped")[0]
+    for n in range(first, first + size):
+        make_user(f"group{n}", "Release managers")
+        direct = make_user(f"direct{n}")
+        direct.user_permissions.add(Permission.objects.get(codename="check_production"))
+        for where in (None, integration):
+            grant_create(user=make_user(f"grant{n}-{where is None}"), role=Role.CHECK,
+                         integration=where, granted_by=granter, reason="on call",
+                         valid_until=timezone.now() + timedelta(days=1))
+
+
+def report_queries() -> tuple[int, int]:
+    with CaptureQueriesContext(connection) as captured:
+        rows = access_report()
+    return len(captured), len(rows)
+
+
+def test_the_report_makes_the_same_queries_for_a_small_and_a_large_team(superuser):
+    _team(0, 2, superuser)
+    small, listed = report_queries()
+    assert listed == 1 + 2 * 4
+    _team(2, 10, superuser)
+    large, listed = report_queries()
+    assert listed == 1 + 12 * 4
+    assert small == large, f"{small} queries for 9 users, {large} for 49"
+
+
+def page_queries(client) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get("/access/")
+    assert response.status_code == 200
+    return len(captured)
+
+
+def test_the_access_page_makes_the_same_queries_for_a_small_and_a_large_team(superuser, client):
+    client.force_login(superuser)
+    _team(0, 2, superuser)
+    client.get("/access/")  # first visit: session bookkeeping that later visits do not repeat
+    small = page_queries(client)
+    _team(2, 10, superuser)
+    assert page_queries(client) == small

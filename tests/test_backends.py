@@ -9,7 +9,7 @@ from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from onboarding.backends import OneQueryModelBackend
+from onboarding.backends import OneQueryModelBackend, load_permissions
 from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db
@@ -56,3 +56,20 @@ def test_one_query_and_then_the_cache(users):
 def test_it_is_the_configured_backend(settings):
     assert "onboarding.backends.OneQueryModelBackend" in settings.AUTHENTICATION_BACKENDS
     assert "django.contrib.auth.backends.ModelBackend" not in settings.AUTHENTICATION_BACKENDS
+
+
+def test_load_permissions_fills_every_users_cache_with_what_djangos_backend_gives(users):
+    expected = {user.pk: ModelBackend().get_all_permissions(fresh(user)) for user in users}
+    loaded = [fresh(user) for user in users if not user.is_superuser]
+    with CaptureQueriesContext(connection) as captured:
+        load_permissions(users=loaded)
+        for user in loaded:
+            assert OneQueryModelBackend().get_all_permissions(user) == expected[user.pk], \
+                user.username
+    assert len(captured) == 1  # one for all of them, none afterwards
+
+
+def test_load_permissions_of_nobody_asks_nothing(db):
+    with CaptureQueriesContext(connection) as captured:
+        load_permissions(users=[])
+    assert len(captured) == 0

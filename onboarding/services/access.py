@@ -8,7 +8,7 @@ seeing it: nobody checks or edits what they cannot view. Promotion is a Producti
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -27,16 +27,29 @@ def permission_codename(*, role: Role | str, environment: Environment | str) -> 
     return f"{role}_{environment}"
 
 
+def _live_grants(now: Any = None) -> QuerySet[AccessGrant]:
+    return AccessGrant.objects.filter(revoked_at__isnull=True,
+                                      valid_until__gt=now or timezone.now())
+
+
 def active_grants(*, user: Any, now: Any = None) -> list[AccessGrant]:
     """The user's live grants, cached on the user object for the rest of the request."""
     cache = getattr(user, "_aislekeys_grants", None)
     if cache is None:
-        now = now or timezone.now()
-        cache = list(
-            AccessGrant.objects.filter(user=user, revoked_at__isnull=True, valid_until__gt=now)
-        )
+        cache = list(_live_grants(now).filter(user=user))
         user._aislekeys_grants = cache
     return cache
+
+
+def load_active_grants(*, users: Sequence[Any], now: Any = None) -> None:
+    """Fill `active_grants`' cache of many users with one query, for pages that list them all
+    (with each grant's integration and granter, which such pages show)."""
+    by_user: dict[Any, list[AccessGrant]] = {user.pk: [] for user in users}
+    for grant in (_live_grants(now).filter(user_id__in=list(by_user))
+                  .select_related("integration", "granted_by")):
+        by_user[grant.user_id].append(grant)
+    for user in users:
+        user._aislekeys_grants = by_user[user.pk]
 
 
 def _roles_from_grants(*, user: Any, integration: Integration | None) -> set[str]:
