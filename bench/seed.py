@@ -28,7 +28,7 @@ from onboarding.models import (
     OnboardingPackage,
     PackageVersion,
 )
-from onboarding.services.audit import GENESIS, _sign
+from onboarding.services.audit import GENESIS, _sign, head_values
 
 BATCH = 1000
 
@@ -159,5 +159,5 @@ def audit_events(*, count: int) -> None:
         with transaction.atomic():
             AuditEvent.objects.bulk_create(events)
     last = AuditEvent.objects.order_by("-seq").values_list("pk", flat=True).first()
-    AuditChainHead.objects.filter(id=1).update(last_event_id=last or 0, last_hmac=prev,
-                                               events=seq)
+    AuditChainHead.objects.filter(id=1).update(
+        **head_values(events=seq, last_event_id=last or 0, last_hmac=prev))

@@ -336,12 +336,14 @@ class AuditEvent(models.Model):
 
 class AuditChainHead(models.Model):
     """A single row locked by every audit write, so the HMAC chain never forks; it also records
-    the newest event, so deleting the last events is detected."""
+    the newest event, so deleting the last events is detected, under its own HMAC (`seal`), so
+    rewinding it to an earlier event, or writing a new one, takes the audit key."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     last_event_id = models.BigIntegerField(default=0)
     last_hmac = models.CharField(max_length=64, blank=True)
     events = models.BigIntegerField(default=0)
+    seal = models.CharField(max_length=64, blank=True)
 
     def __str__(self) -> str:
         return f"audit chain head: {self.events} events"

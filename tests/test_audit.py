@@ -29,14 +29,20 @@ def log(db) -> list[AuditEvent]:
     return list(AuditEvent.objects.order_by("seq"))
 
 
+AUDIT_TABLES = ("onboarding_auditevent", "onboarding_auditchainhead")
+
+
 def raw(sql: str, params: list | None = None) -> None:
-    """Tamper as someone with database access would: raw SQL, past the model's guards."""
+    """Tamper as someone with database access would: raw SQL, past the model's guards (and, on
+    PostgreSQL, past the triggers, as the tables' owner could)."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute("ALTER TABLE onboarding_auditevent DISABLE TRIGGER USER")
+            for table in AUDIT_TABLES:
+                cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
         cursor.execute(sql, params or [])
         if connection.vendor == "postgresql":
-            cursor.execute("ALTER TABLE onboarding_auditevent ENABLE TRIGGER USER")
+            for table in AUDIT_TABLES:
+                cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
 
 
 def verify() -> tuple[int, str, str]:
@@ -85,6 +91,54 @@ def test_reordering_two_events_is_detected_and_named(log, index):
     assert code == 1
     assert f"event id {first.pk}" in message
     assert "reordered" in message
+
+
+def test_cutting_off_the_newest_events_and_moving_the_head_back_is_detected(log):
+    kept = log[2]
+    raw("DELETE FROM onboarding_auditevent WHERE seq > %s", [kept.seq])
+    # The head as it stood after `kept`: every value is in the kept event's row.
+    raw("UPDATE onboarding_auditchainhead SET events = %s, last_event_id = %s, last_hmac = %s",
+        [kept.seq, kept.pk, kept.hmac])
+    code, _, message = verify()
+    assert code == 1
+    assert "chain head was altered" in message
+
+
+def test_emptying_the_log_together_with_its_head_is_detected(log):
+    raw("DELETE FROM onboarding_auditevent")
+    raw("DELETE FROM onboarding_auditchainhead")
+    code, _, message = verify()
+    assert code == 1
+    assert "chain head is missing" in message
+
+
+def test_emptying_the_log_and_writing_a_fresh_head_is_detected(log):
+    raw("DELETE FROM onboarding_auditevent")
+    raw("UPDATE onboarding_auditchainhead SET events = 0, last_event_id = 0, last_hmac = ''")
+    code, _, message = verify()
+    assert code == 1
+    assert "chain head was altered" in message
+
+
+def test_a_new_database_has_a_sealed_head_before_any_event(db):
+    assert audit_verify().ok
+    code, out, _ = verify()
+    assert code == 0 and "intact: 0 events" in out
+
+
+def test_the_intact_log_prints_its_head_to_keep_elsewhere(log):
+    _, out, _ = verify()
+    assert f"Head: event {EVENTS}, HMAC {log[-1].hmac}." in out
+
+
+@postgres_only
+def test_postgresql_refuses_to_delete_the_head_or_move_it_back(log):
+    for sql in ("DELETE FROM onboarding_auditchainhead",
+                "UPDATE onboarding_auditchainhead SET events = events - 1"):
+        with (pytest.raises(DatabaseError, match="only moves forward"), transaction.atomic(),
+              connection.cursor() as cursor):
+            cursor.execute(sql)
+    assert audit_verify().ok
 
 
 def test_the_model_refuses_to_change_or_delete_an_event(log):

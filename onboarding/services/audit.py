@@ -2,9 +2,13 @@
 
 Every event's HMAC covers its own content and the previous event's HMAC, so editing, deleting or
 reordering rows breaks the chain at the first altered event. Writers lock one chain-head row, so
-concurrent writers never fork the chain; the head also names the newest event, so cutting events
-off the end is detected too. Callers write the event inside the transaction of the action it
-records: if the event cannot be written, the action rolls back with it.
+concurrent writers never fork the chain; the head also names the newest event and the count,
+under an HMAC of its own, so cutting events off the end is detected too: setting the head back
+to an earlier event, or making a new head after emptying the log, needs the key. (Only a copy
+of an older head row, kept from a backup, could roll the log back; `verify_audit_log` prints
+the head, so a copy of that line kept elsewhere shows such a rollback.) Callers write the event
+inside the transaction of the action it records: if the event cannot be written, the action
+rolls back with it.
 """
 
 from __future__ import annotations
@@ -101,6 +105,19 @@ def _sign(event: AuditEvent) -> str:
     return hmac.new(key, _canonical(event), hashlib.sha256).hexdigest()
 
 
+def head_seal(*, events: int, last_event_id: int, last_hmac: str) -> str:
+    """The chain head's own HMAC, in a domain of its own: an event's HMAC never passes for it."""
+    key = settings.AUDIT_HMAC_KEY.encode()
+    message = f"aislekeys-audit-head:{events}:{last_event_id}:{last_hmac}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def head_values(*, events: int, last_event_id: int, last_hmac: str) -> dict[str, Any]:
+    """The chain head's columns after the event `last_event_id`, sealed."""
+    return {"events": events, "last_event_id": last_event_id, "last_hmac": last_hmac,
+            "seal": head_seal(events=events, last_event_id=last_event_id, last_hmac=last_hmac)}
+
+
 def _stored_ip(value: str | None) -> str | None:
     """The address exactly as the database keeps it (IPv6 normalised), so the HMAC covers the
     stored value; something that is no address is recorded as unknown, not a failed action."""
@@ -152,7 +169,7 @@ def audit_record(
         event.hmac = _sign(event)
         event.save(force_insert=True)
         AuditChainHead.objects.filter(id=1).update(
-            last_event_id=event.pk, last_hmac=event.hmac, events=event.seq
+            **head_values(events=event.seq, last_event_id=event.pk, last_hmac=event.hmac)
         )
     return event
 
@@ -163,6 +180,7 @@ class AuditVerdict:
     checked: int
     bad_event_id: int | None = None
     reason: str = ""
+    head: AuditChainHead | None = None  # when intact: what to keep a copy of elsewhere
 
 
 def _chain(batch_size: int = 2000) -> Iterator[AuditEvent]:
@@ -196,13 +214,21 @@ def audit_verify() -> AuditVerdict:
         checked += 1
         last = event
     head = AuditChainHead.objects.filter(id=1).first()
-    if head is not None and head.events != checked:
-        return AuditVerdict(False, checked, head.last_event_id,
+    if head is None:  # made by the migrations, before any event: never deleted by the product
+        return AuditVerdict(False, checked, None, "the chain head is missing: the log was "
+                            "emptied, or its head deleted")
+    sealed = head_seal(events=head.events, last_event_id=head.last_event_id,
+                       last_hmac=head.last_hmac)
+    if not hmac.compare_digest(head.seal, sealed):
+        return AuditVerdict(False, checked, head.last_event_id or None,
+                            "the chain head was altered: it is not the one the log last wrote")
+    if head.events != checked:
+        return AuditVerdict(False, checked, head.last_event_id or None,
                             f"the log should hold {head.events} events but holds {checked}: "
                             "the newest events were deleted")
-    if head is not None and last is not None and head.last_hmac != last.hmac:
+    if last is not None and head.last_hmac != last.hmac:
         return AuditVerdict(False, checked, last.id, "the newest event was replaced")
-    return AuditVerdict(True, checked)
+    return AuditVerdict(True, checked, head=head)
 
 
 # --- Reading and exporting the log ----------------------------------------------------------

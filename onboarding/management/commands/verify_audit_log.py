@@ -20,3 +20,8 @@ class Command(BaseCommand):
             raise CommandError(f"Audit log NOT intact after {verdict.checked} good events: "
                                f"{where}: {verdict.reason}.", returncode=1)
         self.stdout.write(f"Audit log intact: {verdict.checked} events.")
+        # Kept somewhere else (a log shipper, a ticket), this line shows a later rollback of the
+        # whole database, head included, to an older copy: the count and HMAC would go back.
+        head = verdict.head
+        if head is not None and head.last_hmac:
+            self.stdout.write(f"Head: event {head.events}, HMAC {head.last_hmac}.")
