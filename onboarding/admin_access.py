@@ -58,7 +58,11 @@ class ActingAdminMixin:
 
 
 class AuditedUserAdmin(ActingAdminMixin, UserAdmin):
-    pass
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = ""
+                             ) -> HttpResponse:
+        # Setting someone else's password is taking over their account: step-up, and the
+        # event names the administrator.
+        return self._acting(request, super().user_change_password, id, form_url)
 
 
 class AuditedGroupAdmin(ActingAdminMixin, GroupAdmin):

@@ -27,6 +27,7 @@ from onboarding.services.audit import (
     audit_account_flags,
     audit_group_deleted,
     audit_membership_change,
+    audit_password_set,
     audit_record,
     group_deletion_facts,
 )
@@ -94,9 +95,20 @@ def remember_account_flags(sender: Any, instance: Any, update_fields: Any = None
             *ACCOUNT_FLAGS).first()
 
 
+@receiver(pre_save, sender=User)
+def remember_password_set(sender: Any, instance: Any, **kwargs: Any) -> None:
+    # set_password() keeps the new password in `_password` until the save (for Django's
+    # password validators); a hash upgrade at sign-in clears it first, so it is not recorded.
+    instance._aislekeys_password_set = (
+        instance.pk is not None and getattr(instance, "_password", None) is not None
+    )
+
+
 @receiver(post_save, sender=User)
 def audit_account_flag_changes(sender: Any, instance: Any, **kwargs: Any) -> None:
     audit_account_flags(user=instance, before=getattr(instance, "_aislekeys_flags", None))
+    if getattr(instance, "_aislekeys_password_set", False):
+        audit_password_set(user=instance)
 
 
 # Deleting an account or a group takes permissions away without any m2m signal: what goes is

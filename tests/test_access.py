@@ -7,6 +7,7 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -308,6 +309,54 @@ def test_deleting_an_account_in_the_admin_is_audited_under_the_admins_name(clien
     event = AuditEvent.objects.latest("seq")
     assert (event.actor_name, event.target) == ("root", "release")
     assert event.details["change"] == "deleted" and event.environment == "production"
+
+
+def test_setting_an_accounts_password_in_the_admin_asks_for_the_password_and_is_audited(
+        client, superuser, release_manager):
+    url = f"/admin/auth/user/{release_manager.pk}/password/"
+    client.force_login(superuser)
+    response = client.get(url)
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/confirm/")
+    new = "Taken-Over-Pass-991"
+    response = client.post(url, {"password1": new, "password2": new, "usable_password": "true"})
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/confirm/")
+    release_manager.refresh_from_db()
+    assert not release_manager.check_password(new)  # refused without a fresh confirmation
+
+    client.post("/accounts/confirm/", {"password": PASSWORD, "next": url})
+    assert client.post(url, {"password1": new, "password2": new,
+                             "usable_password": "true"}).status_code == 302
+    release_manager.refresh_from_db()
+    assert release_manager.check_password(new)
+    event = AuditEvent.objects.filter(action=AuditAction.PASSWORD_CHANGE).get()
+    assert (event.actor_name, event.target, event.environment) == ("root", "release",
+                                                                   "production")
+    assert new not in str(event.details)
+
+
+class QuickPBKDF2PasswordHasher(PBKDF2PasswordHasher):
+    iterations = 1000  # a preferred hasher other than the tests' MD5, cheaply
+
+
+def test_changing_ones_own_password_is_audited_and_a_sign_in_is_not(client, outsider,
+                                                                     settings):
+    client.force_login(outsider)
+    new = "Lead-New-Password-5521"
+    response = client.post("/accounts/password/", {
+        "old_password": PASSWORD, "new_password1": new, "new_password2": new})
+    assert response.status_code == 302
+    event = AuditEvent.objects.filter(action=AuditAction.PASSWORD_CHANGE).get()
+    # No Production roles: not filed under Production.
+    assert (event.actor_name, event.target, event.environment) == ("outsider", "outsider", "")
+    client.logout()
+    # A sign-in rehashes a password stored with an older hasher: that is no change.
+    settings.PASSWORD_HASHERS = [f"{__name__}.QuickPBKDF2PasswordHasher",
+                                 "django.contrib.auth.hashers.MD5PasswordHasher"]
+    response = client.post("/accounts/login/", {"username": "outsider", "password": new})
+    assert response.status_code == 302
+    outsider.refresh_from_db()
+    assert outsider.password.startswith("pbkdf2_sha256$")  # rehashed at sign-in
+    assert AuditEvent.objects.filter(action=AuditAction.PASSWORD_CHANGE).count() == 1
 
 
 def test_grants_are_listed_read_only_in_the_admin(client, superuser, outsider):

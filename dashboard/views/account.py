@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 
 from onboarding.services.accounts import password_changed
+from onboarding.services.audit import RequestMeta, audit_acting
 
 
 @login_not_required
@@ -24,7 +25,8 @@ def login_view(request: HttpRequest) -> HttpResponse:
 def password_change(request: HttpRequest) -> HttpResponse:
     form = PasswordChangeForm(request.user, request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = form.save()
+        with audit_acting(actor=request.user, meta=RequestMeta.from_request(request)):
+            user = form.save()
         password_changed(user=user)
         update_session_auth_hash(request, user)
         messages.success(request, "Your password was changed.")

@@ -58,6 +58,7 @@ class AuditAction(models.TextChoices):
     KEY_ROTATION = "key_rotation", "Encryption keys rotated"
     DENIED = "denied", "Production access denied"
     STEP_UP = "step_up", "Password confirmed"
+    PASSWORD_CHANGE = "password_change", "Password changed"
     AUDIT_EXPORT = "audit_export", "Audit log exported"
 
 
@@ -384,6 +385,15 @@ def audit_account_flags(*, user: Any, before: dict[str, bool] | None) -> None:
         _record_acting(action=AuditAction.PERMISSION_CHANGE, target=user.get_username(),
                        details={"user": user.get_username(),
                                 "change": "activated" if user.is_active else "deactivated"})
+
+
+def audit_password_set(*, user: Any) -> None:
+    """An account's password was set: by its owner, or by an administrator, which is how one
+    account could be taken over; recorded under Production when the account holds roles there."""
+    production = roles(user=user, environment=Environment.PRODUCTION)
+    _record_acting(action=AuditAction.PASSWORD_CHANGE,
+                   environment="production" if production else "",
+                   target=user.get_username(), details={"user": user.get_username()})
 
 
 def account_deletion_facts(*, user: Any) -> dict[str, Any]:
