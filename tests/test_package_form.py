@@ -189,6 +189,15 @@ def test_an_outsider_may_not_add_integrations(client, outsider):
     assert not Integration.objects.exists()
 
 
+def test_a_lead_posting_a_new_production_package_is_refused_and_audited(client, lead):
+    client.force_login(lead)
+    response = client.post(NEW, new_post(paste=GUIDE_CURL, environment="production"))
+    assert response.status_code == 403
+    assert not Integration.objects.exists()
+    event = AuditEvent.objects.get(action=AuditAction.DENIED)
+    assert (event.actor_name, event.environment) == ("lead", "production")
+
+
 def test_the_check_urls_accept_only_post(client, lead, integration):
     client.force_login(lead)
     assert client.get(NEW_CHECK).status_code == 405

@@ -76,6 +76,11 @@ def _new(request: HttpRequest, *, check: bool) -> HttpResponse:
                 if can(user=request.user, action=Role.EDIT, environment=env)]
     if not editable:
         raise deny(request, action=Role.EDIT, environment=Environment.SANDBOX, integration=None)
+    if (request.method == "POST" and Environment.PRODUCTION not in editable
+            and request.POST.get("environment") == Environment.PRODUCTION):
+        # The page never offers Production to this user: a crafted attempt, audited as such.
+        raise deny(request, action=Role.EDIT, environment=Environment.PRODUCTION,
+                   integration=None)
     needs_stepup = Environment.PRODUCTION in editable and not stepup_is_fresh(request)
     form = NewIntegrationForm(request.POST if request.method == "POST" else None,
                               environments=editable, needs_stepup=needs_stepup)
