@@ -32,12 +32,13 @@ from onboarding.models import (
     ResponseFormat,
     Role,
 )
-from onboarding.services.access import active_grants, can
+from onboarding.services.access import active_grants, can, visible_integrations
 from onboarding.services.audit import RequestMeta
 from onboarding.services.packages import (
     UNREADABLE,
     PackageData,
     integration_delete,
+    integration_save,
     mask,
     package_store,
     package_validate,
@@ -260,10 +261,42 @@ class IntegrationAdmin(admin.ModelAdmin):
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         if request.method == "POST" and request.POST.get("action") in PROMOTION_ACTIONS:
             require_offered(request)
+        if (request.method == "POST" and request.POST.get("action") == "delete_selected"
+                and not stepup_is_fresh(request)):
+            return stepup_redirect(request)
         return super().changelist_view(request, extra_context)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return super().has_view_permission(request, obj) or promotion_offered(user=request.user)
+        if super().has_view_permission(request, obj):
+            return True
+        # Reached through a promote right, which a grant may give on one integration only:
+        # the list (get_queryset) and each page show only what the user may view.
+        if not promotion_offered(user=request.user):
+            return False
+        return obj is None or visible_integrations(user=request.user).filter(pk=obj.pk).exists()
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Integration]:
+        queryset = super().get_queryset(request)
+        if super().has_view_permission(request):
+            return queryset
+        return queryset.filter(pk__in=visible_integrations(user=request.user).values("pk"))
+
+    def save_model(self, request: HttpRequest, obj: Integration, form: Any,
+                   change: bool) -> None:
+        before = ({name: form.initial.get(name) for name in ("name", "slug")} if change
+                  else None)
+        if not change and obj.owner_id is None:
+            obj.owner = request.user
+        integration_save(integration=obj, before=before, changed=form.changed_data,
+                         actor=request.user, meta=RequestMeta.from_request(request))
+
+    def delete_view(self, request: HttpRequest, object_id: str,
+                    extra_context: Any = None) -> HttpResponse:
+        # An integration's Production credentials and history go with it: confirm first
+        # (those who may not delete get Django's refusal, not a password prompt).
+        if self.has_delete_permission(request) and not stepup_is_fresh(request):
+            return stepup_redirect(request)
+        return super().delete_view(request, object_id, extra_context)
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)

@@ -70,10 +70,17 @@ def _form_data(package: OnboardingPackage, **values: str) -> dict[str, str]:
 
 # --- nothing secret on any page ---------------------------------------------------------------
 
+def confirm_password(client) -> None:
+    response = client.post("/accounts/confirm/", {"password": "unused-in-tests-1234",
+                                                  "next": "/admin/"})
+    assert response.status_code == 302 and response["Location"] == "/admin/"
+
+
 def test_no_admin_page_shows_a_secret_or_a_full_identifier(client, superuser, known):
     sandbox, _ = known
     package, integration = sandbox.package, sandbox.package.integration
     client.force_login(superuser)
+    confirm_password(client)  # the delete page asks for it first
     urls = [
         "/admin/", PACKAGES, f"{PACKAGES}add/", f"{PACKAGES}{package.pk}/change/",
         f"{PACKAGES}{package.pk}/history/", f"{PACKAGES}?q=Acme",
@@ -314,6 +321,12 @@ def test_a_superuser_deletes_an_integration_with_its_history_and_the_audit_keeps
     client.force_login(superuser)
     url = f"{INTEGRATIONS}{integration.pk}/delete/"
     page = client.get(url)
+    assert page.status_code == 302 and page["Location"].startswith("/accounts/confirm/")
+    assert client.post(url, {"post": "yes"}).status_code == 302
+    assert Integration.objects.exists()  # nothing deleted without the password
+
+    confirm_password(client)
+    page = client.get(url)
     assert page.status_code == 200
     assert "protected" not in page.content.decode().lower()
 
@@ -324,6 +337,24 @@ def test_a_superuser_deletes_an_integration_with_its_history_and_the_audit_keeps
     event = AuditEvent.objects.filter(action=AuditAction.INTEGRATION_DELETE).get()
     assert (event.integration_name, event.actor_name) == ("Acme POS", superuser.username)
     assert audit_verify().ok
+
+
+def test_making_and_renaming_an_integration_in_the_admin_is_audited(client, superuser):
+    client.force_login(superuser)
+    form = {"name": "Admin Made", "slug": "admin-made", "owner": "", "notes": ""}
+    assert client.post(f"{INTEGRATIONS}add/", form).status_code == 302
+    integration = Integration.objects.get(slug="admin-made")
+    made = AuditEvent.objects.get(action=AuditAction.INTEGRATION_CREATE)
+    assert (made.actor_name, made.integration_name, made.target) == ("root", "Admin Made",
+                                                                     "admin-made")
+    change = f"{INTEGRATIONS}{integration.pk}/change/"
+    form.update(name="Renamed", slug="renamed", owner=str(superuser.pk))
+    assert client.post(change, form).status_code == 302
+    renamed = AuditEvent.objects.get(action=AuditAction.INTEGRATION_EDIT)
+    assert renamed.details == {"changed": ["name", "slug"],
+                               "before": {"name": "Admin Made", "slug": "admin-made"}}
+    assert client.post(change, form).status_code == 302  # nothing changed: nothing recorded
+    assert AuditEvent.objects.filter(action=AuditAction.INTEGRATION_EDIT).count() == 1
 
 
 def test_only_a_superuser_may_delete_an_integration(client, release_manager, known):
@@ -337,8 +368,13 @@ def test_only_a_superuser_may_delete_an_integration(client, release_manager, kno
 def test_the_delete_selected_action_deletes_through_the_service(client, superuser, known):
     integration = known[0].package.integration
     client.force_login(superuser)
-    response = client.post(INTEGRATIONS, {"action": "delete_selected", "post": "yes",
-                                          "_selected_action": [str(integration.pk)]})
+    delete = {"action": "delete_selected", "post": "yes",
+              "_selected_action": [str(integration.pk)]}
+    response = client.post(INTEGRATIONS, delete)
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/confirm/")
+    assert Integration.objects.exists()
+    confirm_password(client)
+    response = client.post(INTEGRATIONS, delete)
     assert response.status_code == 302
     assert not Integration.objects.exists()
     assert AuditEvent.objects.filter(action=AuditAction.INTEGRATION_DELETE).count() == 1

@@ -10,7 +10,14 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from dashboard.stepup import SESSION_KEY
-from onboarding.models import AuditEvent, Environment, Integration, Promotion, VersionSource
+from onboarding.models import (
+    AuditEvent,
+    Environment,
+    Integration,
+    PackageVersion,
+    Promotion,
+    VersionSource,
+)
 from onboarding.services.packages import package_current
 from onboarding.services.promotion import promotion_preview
 from tests.conftest import KNOWN_PASSWORD, KNOWN_SECRET, make_user, onboard
@@ -200,10 +207,16 @@ def test_a_grant_for_one_integration_refuses_the_others(client, checked):
     AccessGrant.objects.create(user=user, role="promote", integration=other.package.integration,
                                valid_until=timezone.now() + timedelta(hours=1), reason="test")
     client.force_login(user)
-    response = apply_post(client, checked, other.package.integration)
+    listed = client.get(CHANGELIST).content.decode()
+    assert "Beta Kiosk" in listed and checked.name not in listed
+    # Not offered, and not reachable by its id either (its notes and name stay hidden).
+    assert client.get(f"/admin/onboarding/integration/{checked.pk}/change/").status_code == 302
+    response = apply_post(client, checked, other.package.integration)  # a crafted selection
     html = response.content.decode()
     assert response.status_code == 200
-    assert "Promoted (1)" in html and "You may not promote this integration" in html
+    assert "Promoted (1)" in html
+    assert not PackageVersion.objects.filter(package__integration=checked,
+                                             package__environment="production").exists()
 
 
 # ---- rollback action ------------------------------------------------------------------------

@@ -41,6 +41,7 @@ class AuditAction(models.TextChoices):
     LOCKOUT = "lockout", "Locked out"
     LOGOUT = "logout", "Signed out"
     INTEGRATION_CREATE = "integration_create", "Integration created"
+    INTEGRATION_EDIT = "integration_edit", "Integration edited"
     INTEGRATION_DELETE = "integration_delete", "Integration deleted"
     PACKAGE_CREATE = "package_create", "Package created"
     PACKAGE_EDIT = "package_edit", "Package edited"

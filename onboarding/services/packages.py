@@ -128,6 +128,26 @@ def integration_delete(*, integration: Integration, actor: Any,
         integration.delete()
 
 
+def integration_save(*, integration: Integration, before: dict[str, Any] | None,
+                     changed: list[str], actor: Any, meta: RequestMeta | None = None) -> None:
+    """Save an integration made or edited field by field (the admin), with its audit event in
+    the same transaction. `before` holds the old values (None for a new one); a rename names
+    both, since commands find integrations by name or slug."""
+    created = before is None
+    with transaction.atomic():
+        integration.save()
+        if not created and not changed:
+            return
+        details: dict[str, Any] = {"changed": sorted(changed)}
+        if not created:
+            details["before"] = {name: before[name] for name in ("name", "slug")
+                                 if name in changed}
+        audit_record(action=AuditAction.INTEGRATION_CREATE if created
+                     else AuditAction.INTEGRATION_EDIT,
+                     actor=actor, meta=meta, integration=integration, target=integration.slug,
+                     details=details)
+
+
 def package_get_or_create(*, integration: Integration, environment: str) -> OnboardingPackage:
     package, _ = OnboardingPackage.objects.get_or_create(
         integration=integration, environment=Environment(environment)
