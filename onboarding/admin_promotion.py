@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -32,6 +34,9 @@ from onboarding.services.promotion import (
 TEMPLATES = "admin/onboarding/integration/"
 STEPUP_FAILED = "Your password was not confirmed; nothing was changed. Enter it again."
 NO_REASON = "Give a reason; nothing was changed."
+# The rules of the dashboard's reason fields: at most 2,000 characters, no NUL (which
+# PostgreSQL cannot store in text).
+_REASON = forms.CharField(max_length=2000)
 
 
 def _context(modeladmin: admin.ModelAdmin, request: HttpRequest, **extra: Any) -> dict[str, Any]:
@@ -57,8 +62,14 @@ def require_offered(request: HttpRequest) -> None:
 
 def _confirmed(request: HttpRequest, errors: list[str]) -> bool:
     """The reason is there and the password confirmed; otherwise say why in `errors`."""
-    if not request.POST.get("reason", "").strip():
+    reason = request.POST.get("reason", "")
+    if not reason.strip():
         errors.append(NO_REASON)
+        return False
+    try:
+        _REASON.clean(reason)
+    except ValidationError as exc:
+        errors.append(f"Reason: {' '.join(exc.messages)} Nothing was changed.")
         return False
     if not stepup_confirm(request, password=request.POST.get("confirm_password")):
         errors.append(STEPUP_FAILED)

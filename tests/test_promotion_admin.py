@@ -169,6 +169,19 @@ def test_empty_reason_shows_the_page_again(manager_client, checked):
     assert snapshot() == before
 
 
+@pytest.mark.parametrize(("reason", "message"), [
+    ("launch\x00", "Null characters are not allowed."),
+    ("x" * 2001, "at most 2000 characters"),
+])
+def test_a_reason_the_database_cannot_keep_shows_the_page_again(manager_client, checked,
+                                                                reason, message):
+    before = snapshot()
+    response = apply_post(manager_client, checked, reason=reason)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert snapshot() == before
+
+
 def test_each_integration_is_promoted_or_refused_on_its_own(manager_client, checked):
     unchecked = onboard(name="Beta Kiosk").package.integration
     empty = Integration.objects.create(name="Gamma", slug="gamma")
@@ -310,22 +323,30 @@ def test_rollback_from_the_history_page(client, release_manager, promoted):
     assert "Rolled back to v1 as v3" in page and "orders broke" in page
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    ({"to_version": 1, "reason": " "}, "Give a reason for the rollback."),
-    ({"to_version": 2, "reason": "x"}, "Choose a version earlier than the current v2."),
-    ({"to_version": "abc", "reason": "x"}, "Choose the version to roll back to."),
-    ({"to_version": 1, "reason": "x", "confirm_password": "wrong"},
+@pytest.mark.parametrize(("data", "status", "message"), [
+    ({"to_version": 1, "reason": " "}, 400, "Give a reason for the rollback."),
+    ({"to_version": 2, "reason": "x"}, 400, "Choose a version earlier than the current v2."),
+    ({"to_version": "abc", "reason": "x"}, 400, "Choose the version to roll back to."),
+    ({"to_version": 1, "reason": "x", "confirm_password": "wrong"}, 403,
      "Your password was not confirmed"),
 ])
 def test_bad_rollback_input_gets_a_clear_message_and_changes_nothing(
-        client, release_manager, promoted, data, message):
+        client, release_manager, promoted, data, status, message):
     client.force_login(release_manager)
     data = {"confirm_password": USER_PASSWORD, **data}
     before = snapshot()
     response = client.post(rollback_url(promoted), data)
-    assert response.status_code == 200
+    assert response.status_code == status
     assert message in response.content.decode()
     assert snapshot()[:2] == before[:2]
+
+
+def test_a_refused_rollback_keeps_the_reason_typed(client, release_manager, promoted):
+    client.force_login(release_manager)
+    response = client.post(rollback_url(promoted), {
+        "to_version": 1, "reason": "INC-4711 bad <creds>", "confirm_password": "wrong"})
+    html = response.content.decode()
+    assert 'id="id_reason_1" maxlength="2000" required value="INC-4711 bad &lt;creds&gt;"' in html
 
 
 def test_rollback_needs_post(client, release_manager, promoted):

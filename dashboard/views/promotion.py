@@ -55,7 +55,9 @@ def _page(request: HttpRequest, integration: Integration, *, errors: list[str] |
                              integration=integration),
         "stepup_fresh": stepup_is_fresh(request),
         "errors": errors or [],
+        # A refused rollback shows its form again as it was posted, reason included.
         "reason": request.POST.get("reason", ""),
+        "posted_version": request.POST.get("to_version", ""),
     }
     return render(request, "dashboard/production_history.html", context, status=status)
 
@@ -73,9 +75,9 @@ def production_rollback(request: HttpRequest, uuid: UUID) -> HttpResponse:
     form = RollbackForm(request.POST)
     if not form.is_valid():
         errors = [e for field_errors in form.errors.values() for e in field_errors]
-        return _page(request, integration, errors=errors)
+        return _page(request, integration, errors=errors, status=400)
     if not stepup_confirm(request, password=form.cleaned_data["confirm_password"]):
-        return _page(request, integration, errors=[
+        return _page(request, integration, status=403, errors=[
             "Your password was not confirmed; nothing was changed. Enter it again."])
     try:
         rollback = rollback_apply(
@@ -83,7 +85,7 @@ def production_rollback(request: HttpRequest, uuid: UUID) -> HttpResponse:
             to_version_number=form.cleaned_data["to_version"],
             reason=form.cleaned_data["reason"], meta=RequestMeta.from_request(request))
     except PromotionRefused as exc:
-        return _page(request, integration, errors=exc.reasons)
+        return _page(request, integration, errors=exc.reasons, status=400)
     messages.success(request, f"Rolled Production back to v{rollback.source_version.number} "
                               f"as version {rollback.new_version.number}; it is unverified "
                               "until a Production check passes.")
