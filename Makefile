@@ -91,11 +91,14 @@ demo: venv env
 # --timeout 60: a check may wait up to 2 x (connect + read timeout) for iQmetrix, longer than
 # gunicorn's default 30 s. No control socket: it would live in $HOME, one per user, not per app.
 # migrate too, so a fresh clone does not answer its first request with "no such table".
+# DEBUG=false whatever .env says (the development .env has DEBUG=true): this is the production
+# server, with production's hashed, cached static files and plain error pages.
+SERVE = DEBUG=false
 serve: venv env
-	$(VPY) manage.py migrate --noinput
-	$(VPY) manage.py collectstatic --noinput
-	$(VENV)/bin/gunicorn dashboard.wsgi:application --bind 127.0.0.1:$(PORT) --workers 2 \
-	  --timeout 60 --no-control-socket --access-logfile -
+	$(SERVE) $(VPY) manage.py migrate --noinput
+	$(SERVE) $(VPY) manage.py collectstatic --noinput
+	$(SERVE) $(VENV)/bin/gunicorn dashboard.wsgi:application --bind 127.0.0.1:$(PORT) \
+	  --workers 2 --timeout 60 --no-control-socket --access-logfile -
 
 # --- checks ----------------------------------------------------------------------------------
 

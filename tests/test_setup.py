@@ -3,8 +3,10 @@ a real `runserver` serving the login page. (`.env` writing is tested in tests/te
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -161,3 +163,51 @@ def test_a_clean_environment_has_no_keys():
     env = clean_env()
     assert not {"SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "AUDIT_HMAC_KEY"} & set(env)
     assert env["DJANGO_READ_DOT_ENV"] == "false"
+
+
+def _get(url: str) -> tuple[int, dict[str, str], str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 -- loopback
+            return response.status, dict(response.headers), response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read().decode()
+
+
+@needs_make
+def test_make_serve_runs_gunicorn_with_debug_off_even_when_debug_is_on(sqlite_child):
+    """The commands `make serve` runs, run as they are: the production server a developer
+    tries locally, whose .env (like this environment) says DEBUG=true."""
+    _, env = sqlite_child
+    port = _free_port()
+    text = "\n".join(_make_dry_run("serve", f"PORT={port}")).replace("\\\n", " ")
+    commands = [line for line in text.splitlines() if line.startswith("DEBUG=false ")]
+    assert len(commands) == 3 and "gunicorn" in commands[-1], commands
+    env = {**env, "DEBUG": "true"}
+    for command in commands[:-1]:  # migrate, collectstatic
+        done = subprocess.run(["bash", "-c", command], cwd=REPO_ROOT, env=env,
+                              capture_output=True, text=True, timeout=180, check=False)
+        assert done.returncode == 0, done.stderr
+    server = subprocess.Popen(["bash", "-c", commands[-1]], cwd=REPO_ROOT, env=env,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status, _, page = _get(f"http://127.0.0.1:{port}/accounts/login/")
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert server.poll() is None, server.stderr.read()
+                assert time.monotonic() < deadline, "gunicorn did not answer in 30 s"
+                time.sleep(0.2)
+        assert status == 200 and "Sign in" in page
+        css = re.search(r'href="(/static/css/app\.[0-9a-f]{12}\.css)"', page)
+        assert css, "the login page links no hashed stylesheet"
+        status, _, missing = _get(f"http://127.0.0.1:{port}/no-such-page/")
+        assert status == 404 and "DEBUG" not in missing  # not Django's debug page
+        status, headers, _ = _get(f"http://127.0.0.1:{port}{css.group(1)}")
+        assert status == 200
+        assert "immutable" in headers.get("Cache-Control", "")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # gunicorn and its workers
+        server.wait(timeout=10)
