@@ -266,6 +266,35 @@ def test_sigterm_lets_the_loop_finish_the_round_in_hand_then_exit_0(sandbox_simu
     assert sandbox_simulator.token_requests == 3
 
 
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_second_signal_ends_the_loop_at_once(sandbox_simulator, sqlite_child,  # noqa: F811
+                                               stop):
+    _path, env = sqlite_child
+    seed_child(env, 8)
+    sandbox_simulator.latency_ms = 500  # eight checks one at a time: about four seconds
+    env = {**env, "IQMETRIX_SANDBOX_ACCOUNTS_URL": sandbox_simulator.url}
+    child = subprocess.Popen(
+        [sys.executable, "manage.py", "run_checks", "--loop", "--interval", "3600",
+         "--concurrency", "1"],
+        cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while sandbox_simulator.token_requests == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert sandbox_simulator.token_requests >= 1, "the round never started"
+        child.send_signal(stop)
+        time.sleep(0.2)
+        child.send_signal(stop)
+        child.communicate(timeout=2)  # at once: not after the round's other checks
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == -stop
+    assert sandbox_simulator.token_requests < 8
+
+
 def test_two_worker_processes_on_one_sqlite_file_check_each_package_once(sandbox_simulator,
                                                                         sqlite_child):  # noqa: F811
     _path, env = sqlite_child
@@ -288,8 +317,16 @@ def test_two_worker_processes_on_one_sqlite_file_check_each_package_once(sandbox
     assert sum(checked) == 8 and sum(skipped) == 8
 
 
-def test_a_bad_concurrency_is_a_usage_error_with_exit_2(sqlite_child):  # noqa: F811
+@pytest.mark.parametrize(("args", "message"), [
+    (["--concurrency", "0"], "--concurrency: must be a whole number from 1 to 64"),
+    (["--concurrency", "abc"], "--concurrency: must be a whole number from 1 to 64"),
+    (["--interval", "0"], "--interval: must be a whole number of seconds from 1 to 604800"),
+    (["--interval", "1.5"], "--interval: must be a whole number of seconds from 1 to 604800"),
+    (["--interval", "3000000000"], "--interval: must be a whole number of seconds from 1"),
+])
+def test_bad_arguments_are_a_usage_error_with_exit_2(sqlite_child, args,  # noqa: F811
+                                                     message):
     _path, env = sqlite_child
-    result = manage("run_checks", "--concurrency", "0", env=env)
+    result = manage("run_checks", *args, env=env)
     assert result.returncode == 2
-    assert "must be between 1 and 64" in result.stderr
+    assert message in result.stderr

@@ -24,18 +24,27 @@ from onboarding.services.schedule import (
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
+# A week: longer slots would leave failures unseen for longer than anyone would want, and
+# far larger numbers overflow the date arithmetic of the slots.
+MAX_INTERVAL = 7 * 24 * 3600
+
+
+def _whole(value: str, low: int, high: int, unit: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = None
+    if number is None or not low <= number <= high:
+        raise argparse.ArgumentTypeError(f"must be a whole number {unit}from {low} to {high}")
+    return number
+
+
 def _interval(value: str) -> int:
-    seconds = int(value)
-    if seconds < 1:
-        raise argparse.ArgumentTypeError("must be a whole number of seconds, at least 1")
-    return seconds
+    return _whole(value, 1, MAX_INTERVAL, "of seconds ")
 
 
 def _concurrency(value: str) -> int:
-    number = int(value)
-    if not 1 <= number <= MAX_CONCURRENCY:
-        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_CONCURRENCY}")
-    return number
+    return _whole(value, 1, MAX_CONCURRENCY, "")
 
 
 class Command(BaseCommand):
@@ -71,10 +80,13 @@ class Command(BaseCommand):
 
         def request_stop(signum: int, frame: FrameType | None) -> None:
             stop.set()
-            # A second signal acts as usual (ends the process at once).
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            self.stderr.write("run_checks: stopping after the round in hand.")
+            # A second signal ends the process at once: the system's default action, not
+            # Python's KeyboardInterrupt, which would wait for the worker threads to finish
+            # the round. Claims left behind expire with their slot.
+            for sig in _STOP_SIGNALS:
+                signal.signal(sig, signal.SIG_DFL)
+            self.stderr.write("run_checks: stopping after the round in hand; a second signal "
+                              "stops at once.")
 
         for sig in _STOP_SIGNALS:
             signal.signal(sig, request_stop)
