@@ -235,6 +235,21 @@ def test_a_rejected_refresh_token_is_forgotten(sandbox_simulator, sandbox_versio
         check_refresh(package=package)
 
 
+def test_a_rejected_refresh_token_does_not_mark_working_credentials_as_failing(
+        sandbox_simulator, sandbox_version, no_dedupe):
+    package = sandbox_version.package
+    check_run(package=package)
+    sandbox_simulator._by_refresh.clear()
+    assert check_refresh(package=package).outcome == Outcome.INVALID_CREDENTIALS
+    package.refresh_from_db()
+    assert package.failing_since is None
+    # A failed password grant still does.
+    sandbox_simulator.accounts.clear()
+    assert not check_run(package=package).ok
+    package.refresh_from_db()
+    assert package.failing_since is not None
+
+
 def test_refresh_without_a_refresh_token_says_so(sandbox_simulator, sandbox_version):
     with pytest.raises(CheckError, match="No refresh token is held for Sandbox"):
         check_refresh(package=sandbox_version.package)

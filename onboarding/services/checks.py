@@ -340,11 +340,13 @@ def _record(
         refresh_token=result.refresh_token if ok else None,
     )
     # One UPDATE of the package row: failing_since (set on the first failure, kept on later ones,
-    # cleared by a pass) together with the double-click claim's short extension.
-    row_update: dict[str, Any] = {
-        "failing_since": None if ok else Coalesce(
-            F("failing_since"), Value(result.sent_at, output_field=DateTimeField())),
-    }
+    # cleared by a pass) together with the double-click claim's short extension. Only the
+    # password grant says whether the credentials work: a refused refresh token (iQmetrix
+    # forgets them, e.g. on a restart) says nothing about them.
+    row_update: dict[str, Any] = {}
+    if kind == CheckKind.PASSWORD:
+        row_update["failing_since"] = None if ok else Coalesce(
+            F("failing_since"), Value(result.sent_at, output_field=DateTimeField()))
     if trigger != CheckTrigger.SCHEDULED:
         row_update["check_busy_until"] = timezone.now() + timedelta(seconds=DEDUPE_SECONDS)
     with transaction.atomic():
@@ -358,7 +360,8 @@ def _record(
         elif kind == CheckKind.REFRESH and result.outcome == Outcome.INVALID_CREDENTIALS:
             # iQmetrix refused the refresh token: it is dead, stop offering "Refresh".
             others.filter(refresh_token__isnull=False).update(refresh_token=None)
-        OnboardingPackage.objects.filter(pk=package.pk).update(**row_update)
+        if row_update:
+            OnboardingPackage.objects.filter(pk=package.pk).update(**row_update)
         audit_record(
             action=AuditAction.REFRESH if kind == CheckKind.REFRESH else AuditAction.CHECK,
             actor=actor, meta=meta, integration=package.integration,
