@@ -15,7 +15,11 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from dashboard.access import deny
 from dashboard.stepup import stepup_is_fresh, stepup_redirect
-from onboarding.admin_access import ReadOnlyAdmin  # also registers users, groups, grants
+from onboarding.admin_access import (  # the import also registers users, groups, grants
+    STEPUP_FIELD,
+    ReadOnlyAdmin,
+    StepUpFormMixin,
+)
 from onboarding.admin_promotion import ACTIONS as PROMOTION_ACTIONS
 from onboarding.admin_promotion import (
     promote_to_production,
@@ -170,10 +174,10 @@ def _env_allows(request: HttpRequest, obj: OnboardingPackage | None, role: Role)
 
 
 # Django's admin does not hide POSTed secrets from error reports; this form posts two.
-@method_decorator(sensitive_post_parameters(*PackageVersion.SECRET_FIELDS),
+@method_decorator(sensitive_post_parameters(*PackageVersion.SECRET_FIELDS, STEPUP_FIELD),
                   name="changeform_view")
 @admin.register(OnboardingPackage)
-class OnboardingPackageAdmin(admin.ModelAdmin):
+class OnboardingPackageAdmin(StepUpFormMixin, admin.ModelAdmin):
     form = PackageAdminForm
     list_display = ["integration", "environment", "version_number", "client_id_masked"]
     list_filter = ["environment"]
@@ -231,8 +235,9 @@ class OnboardingPackageAdmin(admin.ModelAdmin):
                 if request.method == "POST":
                     raise deny(request, action=Role.EDIT, environment=environment,
                                integration=integration, target=str(obj.uuid) if obj else "")
-            elif not stepup_is_fresh(request):
-                return stepup_redirect(request)
+            else:
+                return self.stepup_changeform(request, super().changeform_view, object_id,
+                                              form_url, extra_context)
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request: HttpRequest, obj: OnboardingPackage, form: Any,

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
 
-from dashboard.stepup import stepup_is_fresh, stepup_redirect
+from dashboard.stepup import stepup_confirm, stepup_is_fresh, stepup_redirect
 from onboarding.models import AccessGrant
 from onboarding.services.audit import RequestMeta, audit_acting
 
@@ -34,20 +38,72 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class ActingAdminMixin:
+STEPUP_FIELD = "confirm_password"
+STEPUP_ERROR = "Your password was not confirmed; nothing was saved. Enter it again."
+
+
+def _with_password_field(form_class: type[forms.BaseForm], request: HttpRequest
+                         ) -> type[forms.BaseForm]:
+    """`form_class` with a password field that confirms the step-up when the form is valid."""
+
+    class ConfirmedForm(form_class):
+        confirm_password = forms.CharField(
+            label="Your password", required=False, strip=False, widget=forms.PasswordInput,
+            help_text="Your password confirmation expired while this form was open: enter "
+                      "your password to save it.")
+
+        def clean_confirm_password(self) -> str:
+            if not stepup_confirm(request, password=self.cleaned_data.get(STEPUP_FIELD)):
+                raise ValidationError(STEPUP_ERROR)
+            return ""
+
+    return ConfirmedForm
+
+
+class StepUpFormMixin:
+    """Change forms that need a fresh step-up. Opening one without it goes to the password page
+    first; saving one whose confirmation expired while it was open is not thrown away: the form
+    comes back with what was typed (never a secret, which no admin form echoes) and a password
+    field, as the dashboard's forms do."""
+
+    def stepup_changeform(self, request: HttpRequest, view: Any, *args: Any,
+                          **kwargs: Any) -> HttpResponse:
+        if not stepup_is_fresh(request):
+            if request.method != "POST":
+                return stepup_redirect(request)
+            request._aislekeys_stepup_in_form = True
+        return view(request, *args, **kwargs)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if getattr(request, "_aislekeys_stepup_in_form", False):
+            return [*fieldsets, ("Confirm your password", {"fields": [STEPUP_FIELD]})]
+        return fieldsets
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        if not getattr(request, "_aislekeys_stepup_in_form", False):
+            return super().get_form(request, obj, **kwargs)
+        # The model knows no such field: build the model form without it, then add it.
+        if "fields" in kwargs and kwargs["fields"] is not None:
+            kwargs["fields"] = [f for f in kwargs["fields"] if f != STEPUP_FIELD]
+        return _with_password_field(super().get_form(request, obj, **kwargs), request)
+
+
+class ActingAdminMixin(StepUpFormMixin):
     """Run every writing admin view inside `audit_acting`, after a fresh step-up."""
 
     def _acting(self, request: HttpRequest, view: Any, *args: Any, every_method: bool = True,
                 **kwargs: Any) -> HttpResponse:
-        # Forms: confirm before filling them in (a redirect would lose a POST). Lists: only
-        # their bulk actions (POST) need it.
+        # Pages: confirm before filling them in. Lists: only their bulk actions (POST) need it.
         if (every_method or request.method == "POST") and not stepup_is_fresh(request):
             return stepup_redirect(request)
         with audit_acting(actor=request.user, meta=RequestMeta.from_request(request)):
             return view(request, *args, **kwargs)
 
+    @method_decorator(sensitive_post_parameters(STEPUP_FIELD))
     def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        return self._acting(request, super().changeform_view, *args, **kwargs)
+        with audit_acting(actor=request.user, meta=RequestMeta.from_request(request)):
+            return self.stepup_changeform(request, super().changeform_view, *args, **kwargs)
 
     def changelist_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         return self._acting(request, super().changelist_view, *args, every_method=False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 import uuid as uuid_module
 
 import pytest
@@ -378,3 +379,60 @@ def test_the_delete_selected_action_deletes_through_the_service(client, superuse
     assert response.status_code == 302
     assert not Integration.objects.exists()
     assert AuditEvent.objects.filter(action=AuditAction.INTEGRATION_DELETE).count() == 1
+
+
+def _expire_confirmation(client) -> None:
+    from dashboard.stepup import SESSION_KEY
+
+    session = client.session
+    session[SESSION_KEY] = time.time() - 24 * 3600
+    session.save()
+
+
+def test_a_production_edit_whose_confirmation_expired_is_kept_and_asks_for_the_password(
+        client, superuser, known):
+    _, production = known
+    package = production.package
+    url = f"{PACKAGES}{package.pk}/change/"
+    client.force_login(superuser)
+    confirm_password(client)
+    assert client.get(url).status_code == 200
+    _expire_confirmation(client)  # the form stayed open past SUDO_MINUTES
+
+    data = _form_data(package, notes="typed for eleven minutes", client_secret="cs-new-0001")
+    response = client.post(url, data)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "typed for eleven minutes" in html and 'name="confirm_password"' in html
+    assert "cs-new-0001" not in html  # a secret is never echoed: the page says to enter it again
+    assert package.versions.count() == 1
+
+    response = client.post(url, {**data, "confirm_password": "wrong"})
+    assert "Your password was not confirmed" in response.content.decode()
+    assert package.versions.count() == 1
+
+    response = client.post(url, {**data, "confirm_password": "unused-in-tests-1234"})
+    assert response.status_code == 302
+    package.refresh_from_db()
+    assert package.current_version.notes == "typed for eleven minutes"
+    assert package.current_version.client_secret == "cs-new-0001"
+
+
+def test_a_group_edit_whose_confirmation_expired_is_kept_and_asks_for_the_password(
+        client, superuser):
+    from django.contrib.auth.models import Group
+
+    group = Group.objects.get(name="Auditors")
+    url = f"/admin/auth/group/{group.pk}/change/"
+    client.force_login(superuser)
+    confirm_password(client)
+    kept = [str(pk) for pk in group.permissions.values_list("pk", flat=True)]
+    _expire_confirmation(client)
+    response = client.post(url, {"name": "Auditors renamed", "permissions": kept})
+    assert response.status_code == 200
+    assert 'value="Auditors renamed"' in response.content.decode()
+    assert Group.objects.filter(name="Auditors").exists()
+    response = client.post(url, {"name": "Auditors renamed", "permissions": kept,
+                                 "confirm_password": "unused-in-tests-1234"})
+    assert response.status_code == 302
+    assert Group.objects.filter(name="Auditors renamed").exists()
