@@ -108,6 +108,10 @@ class PackageForm(forms.Form):
                                         initial=ResponseFormat.JSON)
     notes = forms.CharField(label="Notes", required=False, max_length=4000,
                             widget=forms.Textarea(attrs={"rows": 3}))
+    # The version the configuration fields were filled from (0: none yet), so saving over a
+    # version someone stored meanwhile is refused instead of silently undoing it. Optional: a
+    # page served before this field existed posts none and is saved as before.
+    base_version = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
     confirm_password = forms.CharField(
         label="Your Aisle Keys password", required=False, strip=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "current-password"}),
@@ -127,8 +131,15 @@ class PackageForm(forms.Form):
         super().__init__(data, **kwargs)
         if not needs_stepup:
             del self.fields["confirm_password"]
+        self.initial["base_version"] = current.number if current is not None else 0
         if current is not None:
             self._describe_current(current)
+
+    def rebase(self, current: PackageVersion | None) -> None:
+        """After a save refused as stale: the page now describes `current`, so the next Save,
+        made after looking at it, is based on it (else it would be refused again and again)."""
+        self.data = self.data.copy()
+        self.data["base_version"] = str(current.number if current is not None else 0)
 
     def _describe_current(self, current: PackageVersion) -> None:
         self.initial.update({name: getattr(current, name)
@@ -185,6 +196,8 @@ class NewIntegrationForm(PackageForm):
     environment = forms.ChoiceField(label="Environment", choices=Environment.choices)
 
     field_order = ["name", "environment"]
+    # A new integration has no version to go stale: clean_name refuses an existing name.
+    base_version = None
 
     def __init__(self, data: QueryDict | None = None, *, environments: list[Environment],
                  **kwargs: Any) -> None:

@@ -3,6 +3,8 @@ each with Save and "Save and check"; the paste box; secrets write-only; Producti
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth.models import Permission, User
 
@@ -16,9 +18,9 @@ from onboarding.models import (
     PackageVersion,
 )
 from onboarding.services.audit import AuditAction
-from onboarding.services.packages import package_current
+from onboarding.services.packages import PackageChanged, package_current, package_store
 from onboarding.simulator import DEMO_ACCOUNT
-from tests.conftest import KNOWN_PASSWORD, KNOWN_SECRET, make_user
+from tests.conftest import KNOWN_PASSWORD, KNOWN_SECRET, make_user, onboard, package_data
 from tests.test_paste import GUIDE_CURL
 
 USER_PASSWORD = "unused-in-tests-1234"
@@ -283,6 +285,80 @@ def test_save_and_check_on_edit_redirects_to_the_integration_with_the_outcome(
     assert response.redirect_chain[-1][0] == f"/integrations/{integration.uuid}/"
     assert ConnectivityCheck.objects.get().outcome == "ok"
     assert any(m.startswith("Sandbox check: ok.") for m in messages_of(response))
+
+
+def base_version_of(page: bytes) -> str:
+    """The hidden "based on version N" value of a rendered package form."""
+    found = re.search(r'<input type="hidden" name="base_version" value="(\d+)"', page.decode())
+    assert found, "the form carries no base version"
+    return found.group(1)
+
+
+# The configuration fields as the edit page of the `integration` fixture's v1 shows them.
+V1_AS_SHOWN = {"client_id": "client-abcdef123456", "username": "api.user@example.com",
+               "company_id": "14146", "location_id": "loc-1", "notes": ""}
+
+
+def test_a_form_based_on_the_current_version_saves_a_new_version(client, lead, integration):
+    client.force_login(lead)
+    base = base_version_of(client.get(edit_url(integration)).content)
+    assert base == "1"
+    response = client.post(edit_url(integration), edit_post(
+        **V1_AS_SHOWN | {"notes": "Ask for Dana"}, base_version=base))
+    assert response.status_code == 302
+    version = package_current(integration=integration, environment=Environment.SANDBOX)
+    assert (version.number, version.notes) == (2, "Ask for Dana")
+
+
+def test_a_form_opened_before_a_colleagues_save_is_refused_instead_of_undoing_it(
+        client, lead, integration):
+    client.force_login(lead)
+    base = base_version_of(client.get(edit_url(integration)).content)
+    onboard(notes="Use location 7", location_id="loc-7")  # a colleague saves v2 meanwhile
+    events = AuditEvent.objects.count()
+    mine = edit_post(**V1_AS_SHOWN | {"notes": "Ask for Dana"}, client_secret="typed-secret-77",
+                     base_version=base)
+    response = client.post(edit_url(integration), mine)
+
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert ("Someone saved version 2 since you opened this form; review their changes and "
+            "save again.") in content
+    version = package_current(integration=integration, environment=Environment.SANDBOX)
+    assert (version.number, version.notes, version.location_id) == (2, "Use location 7", "loc-7")
+    assert AuditEvent.objects.count() == events
+    # What was typed stays on the page, except the secret, which is asked for again.
+    assert "Ask for Dana" in content
+    assert "typed-secret-77" not in content
+    assert "Enter it again: secrets are never sent back to the page." in content
+    assert_no_secret(response.content)
+    # The page now shows v2 and is based on it: saving again, having looked, goes ahead.
+    assert "Saving makes version 3" in content
+    assert base_version_of(response.content) == "2"
+    again = client.post(edit_url(integration), mine | {"base_version": "2"})
+    assert again.status_code == 302
+    version = package_current(integration=integration, environment=Environment.SANDBOX)
+    assert (version.number, version.notes, version.client_secret) == (
+        3, "Ask for Dana", "typed-secret-77")
+
+
+def test_the_store_service_refuses_a_stale_base_and_accepts_none_for_a_first_version(
+        integration):
+    onboard(notes="Use location 7")  # v2
+    with pytest.raises(PackageChanged, match="Someone saved version 2 since you opened"):
+        package_store(integration=integration, environment=Environment.SANDBOX,
+                      data=package_data(notes=""), based_on=1)
+    assert PackageVersion.objects.filter(package__integration=integration).count() == 2
+    # 0 means "there was no version": right for a first Production package, stale otherwise.
+    stored = package_store(integration=integration, environment=Environment.PRODUCTION,
+                           data=package_data(), based_on=0)
+    assert (stored.new, stored.version.number) == (True, 1)
+    with pytest.raises(PackageChanged):
+        package_store(integration=integration, environment=Environment.PRODUCTION,
+                      data=package_data(notes="again"), based_on=0)
+    # None: no form that could go stale (the `onboard` command states every value).
+    assert package_store(integration=integration, environment=Environment.SANDBOX,
+                         data=package_data(notes="from onboard")).version.number == 3
 
 
 def test_an_unknown_environment_is_404(client, lead, integration):

@@ -36,6 +36,7 @@ from onboarding.services.access import can
 from onboarding.services.audit import RequestMeta
 from onboarding.services.checks import CheckError, check_run
 from onboarding.services.packages import (
+    PackageChanged,
     PackageError,
     Stored,
     package_current,
@@ -116,9 +117,12 @@ def _edit(request: HttpRequest, *, uuid: UUID, environment: str, check: bool) ->
         try:
             stored = package_store(integration=integration, environment=env,
                                     data=form.package_data(), actor=request.user,
-                                    meta=RequestMeta.from_request(request))
+                                    meta=RequestMeta.from_request(request),
+                                    based_on=form.cleaned_data.get("base_version"))
         except (ValidationError, PackageError) as exc:
             _add_error(form, exc)
+            if isinstance(exc, PackageChanged):
+                form.rebase(current)
         else:
             return _saved(request, form, stored=stored, check=check)
     check_allowed = can(user=request.user, action=Role.CHECK, environment=env,

@@ -35,6 +35,13 @@ class PackageError(Exception):
     """A package operation that cannot go ahead; the message is one plain sentence."""
 
 
+class PackageChanged(PackageError):
+    """The package got a new version after the form being saved was filled from an older one.
+
+    A PackageError like the others; its own type so a form can move its base to the version it
+    now shows, and the next Save, made after looking at that version, goes ahead."""
+
+
 @dataclass(frozen=True)
 class PackageData:
     """What a lead enters. A secret left as None keeps the current version's value."""
@@ -223,13 +230,19 @@ def package_store(
     actor: Any = None,
     meta: RequestMeta | None = None,
     source: VersionSource = VersionSource.EDIT,
+    based_on: int | None = None,
 ) -> Stored:
     """Validate and store a new version of one environment's package, audited in the same
     transaction. `actor=None` is the trusted operator of a management command.
 
     Saving what the current version already holds stores nothing: a second click on Save, or
     `onboard` run twice with the same values, must not fill the history (and the promotion
-    and rollback choices) with identical versions."""
+    and rollback choices) with identical versions.
+
+    `based_on` is the number of the version a form was filled from (0: there was none). A form
+    posts its configuration back as it was shown, so saving it over a newer version would
+    silently undo that version's changes: it raises PackageChanged instead. None skips the
+    check, for callers that state every value outright (`onboard`) rather than edit a copy."""
     environment = Environment(environment)
     if actor is not None:
         require(user=actor, action=Role.EDIT, environment=environment, integration=integration)
@@ -238,6 +251,9 @@ def package_store(
         package = package_get_or_create(integration=integration, environment=environment)
         package = OnboardingPackage.objects.select_for_update().get(pk=package.pk)
         current = package.current_version
+        refusal = package_changed_since(current=current, based_on=based_on)
+        if refusal:
+            raise PackageChanged(refusal)
         values = {f.name: getattr(data, f.name) for f in fields(PackageData)}
         values["client_id"] = values["client_id"].strip()
         values["username"] = values["username"].strip()
@@ -254,6 +270,18 @@ def package_store(
             details={"version": version.number, "changed": changed, "source": str(source)},
         )
     return Stored(version=version, new=True, changed=changed)
+
+
+def package_changed_since(*, current: PackageVersion | None, based_on: int | None
+                          ) -> str | None:
+    """The sentence refusing a save based on another version than `current`, or None when it
+    is based on `current` or on nothing in particular (`based_on` None)."""
+    if based_on is None or based_on == (current.number if current else 0):
+        return None
+    if current is None:  # only if the versions went away with their integration
+        return "This package has no version any more; review it and save again."
+    return (f"Someone saved version {current.number} since you opened this form; review their "
+            "changes and save again.")
 
 
 def package_current(*, integration: Integration, environment: str) -> PackageVersion | None:
