@@ -44,6 +44,7 @@ from onboarding.services.packages import (
     integration_delete,
     integration_save,
     mask,
+    package_changed_since,
     package_store,
     package_validate,
 )
@@ -74,6 +75,10 @@ class PackageAdminForm(forms.ModelForm):
     location_id = forms.CharField(required=False, max_length=64)
     response_format = forms.ChoiceField(choices=ResponseFormat.choices)
     notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    # The version this page was filled from (0: none), as on the dashboard's form: saving over
+    # a version stored meanwhile is refused instead of silently undoing it. A page served
+    # before this field existed posts none and is saved as before.
+    base_version = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
 
     class Meta:
         model = OnboardingPackage
@@ -82,6 +87,7 @@ class PackageAdminForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         current = self.instance.current_version if self.instance.pk else None
+        self.fields["base_version"].initial = current.number if current else 0
         for name in PackageVersion.CREDENTIAL_FIELDS:
             shown = describe(current, name, secret=name in PackageVersion.SECRET_FIELDS)
             self.fields[name].help_text = f"Currently: {shown}. {KEEP}" if current else ""
@@ -119,6 +125,12 @@ class PackageAdminForm(forms.ModelForm):
         if self.errors:
             return cleaned
         current = self.instance.current_version if self.instance.pk else None
+        stale = package_changed_since(current=current, based_on=cleaned.get("base_version"))
+        if stale:
+            # The page shows `current` again: the next Save, after a look at it, goes ahead.
+            self.data = self.data.copy()
+            self.data["base_version"] = str(current.number if current else 0)
+            raise ValidationError(stale)
         try:
             self.data_for_service = self.package_data(current)
         except DecryptionError:
@@ -185,7 +197,7 @@ class OnboardingPackageAdmin(StepUpFormMixin, admin.ModelAdmin):
     search_fields = ["integration__name", "integration__slug"]
     inlines = [VersionInline]
     fieldsets = [
-        (None, {"fields": ["integration", "environment"]}),
+        (None, {"fields": ["integration", "environment", "base_version"]}),
         ("Credentials", {"fields": list(PackageVersion.CREDENTIAL_FIELDS)}),
         ("Configuration", {"fields": list(PackageVersion.CONFIG_FIELDS)}),
     ]
@@ -246,6 +258,9 @@ class OnboardingPackageAdmin(StepUpFormMixin, admin.ModelAdmin):
             integration=obj.integration, environment=obj.environment,
             data=form.data_for_service, actor=request.user,
             meta=RequestMeta.from_request(request),
+            # Checked again under the package lock: a save in the moment since clean() makes
+            # this request fail (nothing stored) rather than undo it.
+            based_on=form.cleaned_data.get("base_version"),
         ).version
         obj.pk = version.package_id
         obj.current_version = version

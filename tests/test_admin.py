@@ -189,6 +189,36 @@ def test_saving_with_blank_secrets_keeps_them_and_makes_version_2(client, superu
     assert event.details["changed"] == ["company_id", "notes"]
 
 
+def test_a_change_form_opened_before_someone_elses_save_is_refused(client, superuser, known):
+    sandbox, _ = known
+    package = sandbox.package
+    client.force_login(superuser)
+    url = f"{PACKAGES}{package.pk}/change/"
+    page = client.get(url).content.decode()
+    base = re.search(r'name="base_version" value="(\d+)"', page).group(1)
+    assert base == "1"
+    mine = _form_data(package, notes="Ask for Dana", base_version=base)  # as v1 showed it
+    onboard(notes="Use location 7", location_id="loc-7")  # v2, saved meanwhile
+    events = AuditEvent.objects.count()
+
+    response = client.post(url, mine)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert ("Someone saved version 2 since you opened this form; review their changes and "
+            "save again.") in html
+    package.refresh_from_db()
+    assert (package.current_version.number, package.current_version.notes) == (
+        2, "Use location 7")
+    assert AuditEvent.objects.count() == events
+    assert "Ask for Dana" in html
+    # The page is now based on v2: saving again, having looked, goes ahead.
+    assert re.search(r'name="base_version" value="2"', html)
+    assert client.post(url, mine | {"base_version": "2"}).status_code == 302
+    package.refresh_from_db()
+    assert (package.current_version.number, package.current_version.notes) == (
+        3, "Ask for Dana")
+
+
 def test_saving_a_new_secret_stores_it_without_echoing_it(client, superuser, known):
     sandbox, _ = known
     client.force_login(superuser)
