@@ -79,6 +79,16 @@ def _confirmed(request: HttpRequest, errors: list[str]) -> bool:
 
 # ---- promote --------------------------------------------------------------------------------
 
+# The hidden fields naming the version of each side the confirmation showed; the page's
+# choices (above all keep or copy credentials) were made for those versions.
+REVIEWED_FIELDS = {Environment.SANDBOX: "reviewed-{pk}",
+                   Environment.PRODUCTION: "reviewed-production-{pk}"}
+
+
+def _reviewed(request: HttpRequest, integration: Integration, environment: Environment) -> str:
+    return request.POST.get(REVIEWED_FIELDS[environment].format(pk=integration.pk), "").strip()
+
+
 def _promotion_confirmation(modeladmin: admin.ModelAdmin, request: HttpRequest,
                             integrations: list[Integration], errors: list[str]
                             ) -> TemplateResponse:
@@ -89,9 +99,12 @@ def _promotion_confirmation(modeladmin: admin.ModelAdmin, request: HttpRequest,
         items.append({
             "preview": preview,
             "choice": post.get(f"credentials-{integration.pk}") or preview.default_credentials,
-            # Shown again after an error: keep the version first reviewed, so a Sandbox edit
-            # in between is still caught at apply.
-            "reviewed": post.get(f"reviewed-{integration.pk}") or preview.sandbox_version_uuid,
+            # Shown again after an error: keep the versions first reviewed, so an edit of
+            # either side in between is still caught at apply.
+            "reviewed": (_reviewed(request, integration, Environment.SANDBOX)
+                         or preview.sandbox_version_uuid),
+            "reviewed_production": (_reviewed(request, integration, Environment.PRODUCTION)
+                                    or preview.production_version_uuid),
         })
     context = _context(modeladmin, request, title="Promote to Production", items=items,
                        errors=errors, reason=request.POST.get("reason", ""))
@@ -103,17 +116,19 @@ def _promote_each(request: HttpRequest, integrations: list[Integration]
     promoted, refused = [], []
     meta = RequestMeta.from_request(request)
     for integration in integrations:
-        # "none" stands for "Sandbox had no version when reviewed"; a missing field means the
-        # integration was not on the page at all.
-        reviewed = request.POST.get(f"reviewed-{integration.pk}", "").strip()
-        if not reviewed:
+        # "none" stands for "that side had no version when reviewed"; a missing field means the
+        # integration was not on the page at all (or the page predates the field).
+        sandbox = _reviewed(request, integration, Environment.SANDBOX)
+        production = _reviewed(request, integration, Environment.PRODUCTION)
+        if not (sandbox and production):
             refused.append((integration, ["It was not on the confirmation page you reviewed."]))
             continue
         try:
             promoted.append(promotion_apply(
                 integration=integration, actor=request.user, reason=request.POST["reason"],
                 copy_credentials=request.POST.get(f"credentials-{integration.pk}") == "copy",
-                reviewed_sandbox_version=reviewed, meta=meta,
+                reviewed_sandbox_version=sandbox, reviewed_production_version=production,
+                meta=meta,
             ))
         except PromotionRefused as exc:
             refused.append((integration, exc.reasons))

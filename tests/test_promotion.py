@@ -56,7 +56,7 @@ def snapshot() -> tuple[int, ...]:
 
 def promote(integration: Integration, actor, **overrides) -> Promotion:
     kwargs = {"reason": "Go live for the spring launch", "copy_credentials": False,
-              "reviewed_sandbox_version": None}
+              "reviewed_sandbox_version": None, "reviewed_production_version": None}
     kwargs.update(overrides)
     return promotion_apply(integration=integration, actor=actor, **kwargs)
 
@@ -234,6 +234,41 @@ def test_refused_when_sandbox_changed_since_it_was_reviewed(checked_sandbox, rel
                       reviewed_sandbox_version=reviewed.sandbox_version_uuid)
     assert reasons == ["Sandbox changed since you reviewed it (it is now v2): review the "
                        "promotion again."]
+
+
+def test_refused_when_production_changed_since_it_was_reviewed(checked_sandbox,
+                                                              release_manager):
+    integration = checked_sandbox.package.integration
+    reviewed = promotion_preview(integration=integration, actor=release_manager)
+    assert reviewed.production_version_uuid is None  # "Production has no version yet"
+    onboard(environment=Environment.PRODUCTION, client_secret=PRODUCTION_SECRET)
+    reasons = refused(integration, release_manager, copy_credentials=True,
+                      reviewed_production_version="none")
+    assert reasons == ["Production changed since you reviewed it (it is now v1): review the "
+                       "promotion again."]
+    assert package_current(integration=integration,
+                           environment=Environment.PRODUCTION).client_secret == PRODUCTION_SECRET
+
+
+def test_both_sides_changed_since_review_are_named_at_once(checked_sandbox, release_manager):
+    integration = checked_sandbox.package.integration
+    reviewed = promotion_preview(integration=integration, actor=release_manager)
+    passing_check(onboard(company_id=777))  # Sandbox v2
+    onboard(environment=Environment.PRODUCTION)  # Production v1
+    reasons = refused(integration, release_manager,
+                      reviewed_sandbox_version=reviewed.sandbox_version_uuid,
+                      reviewed_production_version="none")
+    assert [r.split(" changed since")[0] for r in reasons] == ["Sandbox", "Production"]
+
+
+def test_reviewed_production_that_is_still_current_goes_ahead(with_production,
+                                                              release_manager):
+    integration = with_production.package.integration
+    reviewed = promotion_preview(integration=integration, actor=release_manager)
+    promotion = promote(integration, release_manager,
+                        reviewed_sandbox_version=str(reviewed.sandbox_version_uuid),
+                        reviewed_production_version=str(reviewed.production_version_uuid))
+    assert (promotion.previous_version, promotion.new_version.number) == (with_production, 2)
 
 
 def test_reviewed_version_that_is_still_current_goes_ahead(checked_sandbox, release_manager):

@@ -3,6 +3,7 @@ history page with its rollback form."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -67,11 +68,14 @@ def apply_post(client, *integrations: Integration, reason: str = "Spring launch"
     if password is not None:
         data["confirm_password"] = password
     for integration in integrations:
+        # What the confirmation page shows, unless a test says which Sandbox was reviewed.
+        preview = promotion_preview(integration=integration, actor=None)
         if reviewed and integration.pk in reviewed:
             data[f"reviewed-{integration.pk}"] = reviewed[integration.pk]
         else:
-            preview = promotion_preview(integration=integration, actor=None)
             data[f"reviewed-{integration.pk}"] = str(preview.sandbox_version_uuid or "none")
+        data[f"reviewed-production-{integration.pk}"] = str(
+            preview.production_version_uuid or "none")
         data[f"credentials-{integration.pk}"] = credentials
     return client.post(CHANGELIST, data)
 
@@ -201,6 +205,49 @@ def test_a_sandbox_edit_after_review_is_refused(manager_client, checked):
     assert Promotion.objects.count() == 0
 
 
+def reviewed_on_page(html: str, integration: Integration) -> dict[str, str]:
+    """The hidden "reviewed" fields of one integration on a confirmation page."""
+    return dict(re.findall(rf'name="(reviewed-(?:production-)?{integration.pk})" value="([^"]*)"',
+                           html))
+
+
+def test_production_credentials_stored_after_review_are_not_replaced(manager_client, checked):
+    page = confirm_page(manager_client, checked).content.decode()
+    # Reviewed "Production has no version yet", where copying Sandbox's is preselected.
+    reviewed = reviewed_on_page(page, checked)
+    assert reviewed == {f"reviewed-{checked.pk}": str(package_current(
+        integration=checked, environment=Environment.SANDBOX).uuid),
+        f"reviewed-production-{checked.pk}": "none"}
+    onboard(environment=Environment.PRODUCTION, client_id="prod-client-998877",
+            client_secret=PRODUCTION_SECRET)  # a lead stores Production's own meanwhile
+    response = manager_client.post(CHANGELIST, {
+        "action": "promote_to_production", "_selected_action": [str(checked.pk)],
+        "post": "yes", "reason": "launch", "confirm_password": USER_PASSWORD,
+        f"credentials-{checked.pk}": "copy", **reviewed})
+    html = response.content.decode()
+    assert ("Production changed since you reviewed it (it is now v1): review the promotion "
+            "again.") in html
+    assert Promotion.objects.count() == 0
+    production = package_current(integration=checked, environment=Environment.PRODUCTION)
+    assert (production.number, production.client_secret) == (1, PRODUCTION_SECRET)
+    assert PRODUCTION_SECRET not in html
+
+
+def test_a_confirmation_still_matching_production_promotes(manager_client, with_production):
+    page = confirm_page(manager_client, with_production).content.decode()
+    reviewed = reviewed_on_page(page, with_production)
+    assert reviewed[f"reviewed-production-{with_production.pk}"] == str(
+        package_current(integration=with_production, environment=Environment.PRODUCTION).uuid)
+    response = manager_client.post(CHANGELIST, {
+        "action": "promote_to_production", "_selected_action": [str(with_production.pk)],
+        "post": "yes", "reason": "launch", "confirm_password": USER_PASSWORD,
+        f"credentials-{with_production.pk}": "keep", **reviewed})
+    assert "Promoted (1)" in response.content.decode()
+    production = package_current(integration=with_production,
+                                 environment=Environment.PRODUCTION)
+    assert (production.number, production.client_secret) == (2, PRODUCTION_SECRET)
+
+
 def test_a_post_without_the_reviewed_version_is_refused(manager_client, checked):
     response = apply_post(manager_client, checked, reviewed={checked.pk: ""})
     assert "not on the confirmation page you reviewed" in response.content.decode()
@@ -239,7 +286,8 @@ def promoted(with_production, release_manager) -> Integration:
     from onboarding.services.promotion import promotion_apply
 
     promotion_apply(integration=with_production, actor=release_manager, reason="launch",
-                    copy_credentials=True, reviewed_sandbox_version=None)
+                    copy_credentials=True, reviewed_sandbox_version=None,
+                    reviewed_production_version=None)
     return with_production
 
 

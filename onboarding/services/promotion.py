@@ -95,6 +95,10 @@ class PromotionPreview:
         return self.sandbox_version.uuid if self.sandbox_version else None
 
     @property
+    def production_version_uuid(self) -> UUID | None:
+        return self.production_version.uuid if self.production_version else None
+
+    @property
     def default_credentials(self) -> str:
         """Sandbox and Production are separate iQmetrix accounts: keep Production's own."""
         return "keep" if self.production_has_credentials else "copy"
@@ -272,6 +276,18 @@ def _production_package_locked(integration: Integration) -> OnboardingPackage:
         "current_version").get(pk=package.pk)
 
 
+def _changed_since_review(label: str, *, current: PackageVersion | None,
+                          reviewed: UUID | str | None) -> list[str]:
+    """A refusal when the confirmation showed another version of `label` than `current`.
+
+    `reviewed` is the uuid of the version shown, or "none" when there was none; None (a caller
+    without a review step) skips the check."""
+    if not reviewed or str(reviewed) == str(current.uuid if current else "none"):
+        return []
+    now = f"it is now v{current.number}" if current else "it has no version now"
+    return [f"{label} changed since you reviewed it ({now}): review the promotion again."]
+
+
 def _reason_or_refuse(reason: str | None, reasons: list[str], *, what: str) -> str:
     reason = (reason or "").strip()
     if not reason:
@@ -286,10 +302,15 @@ def promotion_apply(
     reason: str,
     copy_credentials: bool,
     reviewed_sandbox_version: UUID | str | None,
+    reviewed_production_version: UUID | str | None,
     meta: RequestMeta | None = None,
 ) -> Promotion:
     """Copy the current Sandbox configuration (and credentials if asked) into a new Production
-    version. Raises PromotionRefused, with every reason, before writing anything."""
+    version. Raises PromotionRefused, with every reason, before writing anything.
+
+    The reviewed versions are what the confirmation showed (a uuid, or "none"): the choices made
+    there, above all keeping or copying credentials, only hold for those versions, so a change
+    of either side since refuses. None skips that side's check (no review step)."""
     _audit_if_denied(actor=actor, integration=integration, meta=meta, attempted="promote")
     with transaction.atomic():
         # Lock Sandbox first (package_store locks it too), so it cannot change between the
@@ -297,16 +318,18 @@ def promotion_apply(
         _, sandbox = _current(integration, Environment.SANDBOX, lock=True)
         reasons = [v.sentence for v in _guards(integration=integration, actor=actor,
                                                 sandbox=sandbox) if not v.ok]
-        if (sandbox is not None and reviewed_sandbox_version
-                and str(sandbox.uuid) != str(reviewed_sandbox_version)):
-            reasons.append(f"Sandbox changed since you reviewed it (it is now v{sandbox.number}):"
-                           " review the promotion again.")
+        if sandbox is not None:  # no Sandbox at all is the guards' "has no package yet"
+            reasons += _changed_since_review("Sandbox", current=sandbox,
+                                             reviewed=reviewed_sandbox_version)
+        # Locked before any refusal, so every reason shows at once; a refusal rolls the
+        # Production slot's creation back with it.
+        package = _production_package_locked(integration)
+        previous = package.current_version  # read under the lock: the version we replace
+        reasons += _changed_since_review("Production", current=previous,
+                                         reviewed=reviewed_production_version)
         reason = _reason_or_refuse(reason, reasons, what="promotion")
         if reasons or sandbox is None:
             raise PromotionRefused(reasons)
-        # A refusal raised from here on rolls the Production slot's creation back with it.
-        package = _production_package_locked(integration)
-        previous = package.current_version  # read under the lock: the version we replace
         values = _proposed(sandbox=sandbox, production=previous, copy_credentials=copy_credentials)
         refusals = _unreadable(values, where="Sandbox" if copy_credentials else "Production")
         if refusals:

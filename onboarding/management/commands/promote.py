@@ -26,10 +26,12 @@ class Command(BaseCommand):
         integration = integration_named(options["integration"])
         actor = actor_named(options["by"])
         try:
-            # No reviewed version: the operator reviews by running the command now.
+            # No reviewed versions: there is no confirmation page that could go stale; the
+            # operator decides on Sandbox and Production as they are when the command runs.
             promotion = promotion_apply(
                 integration=integration, actor=actor, reason=options["reason"],
                 copy_credentials=options["copy_credentials"], reviewed_sandbox_version=None,
+                reviewed_production_version=None,
             )
         except PromotionRefused as exc:
             raise CommandError(
