@@ -21,7 +21,7 @@ from onboarding.services.audit import AuditAction
 from onboarding.services.packages import PackageChanged, package_current, package_store
 from onboarding.simulator import DEMO_ACCOUNT
 from tests.conftest import KNOWN_PASSWORD, KNOWN_SECRET, make_user, onboard, package_data
-from tests.test_paste import GUIDE_CURL
+from tests.test_paste import GUIDE_CURL, STRAY_BRACKET_CURL
 
 USER_PASSWORD = "unused-in-tests-1234"
 NEW = "/integrations/new/"
@@ -167,6 +167,24 @@ def test_a_paste_that_cannot_be_read_says_what_to_paste_and_saves_nothing(client
     assert "A quote in the pasted command is not closed" in content
     assert "Hidden123" not in content
     assert not Integration.objects.exists()
+
+
+@pytest.mark.parametrize(("paste", "message"), [
+    ("[" * 5000, "The pasted JSON is nested far deeper than a Postman environment"),
+    (STRAY_BRACKET_CURL, "An address in the pasted command is not a valid URL"),
+], ids=["deep json", "bad url"])
+def test_a_paste_the_parser_chokes_on_is_refused_in_words_and_saves_nothing(client, lead, paste,
+                                                                            message):
+    client.force_login(lead)
+    # Every field typed: only the paste stands in the way of saving.
+    response = client.post(NEW, new_post(paste=paste, client_id="typed-client",
+                                         client_secret="typed-secret",
+                                         username="api@acme.example", password="typed-pass"))
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert message in content
+    assert "BracketSecret1" not in content
+    assert not Integration.objects.exists() and not PackageVersion.objects.exists()
 
 
 def test_typed_values_win_over_the_paste(client, lead):

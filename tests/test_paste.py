@@ -126,6 +126,10 @@ EXAMPLES: list[tuple[str, str, dict[str, str], str | None]] = [
     ),
 ]
 
+# urlsplit reads "]" in the host as the end of an IPv6 address and raises ValueError.
+STRAY_BRACKET_CURL = ("curl -X POST https://accountsrc.iqmetrix.net]/v1/oauth2/token?client_id=c"
+                      " -d 'grant_type=password&client_secret=BracketSecret1'")
+
 # (name, pasted text, start of the message)
 BAD_EXAMPLES: list[tuple[str, str, str]] = [
     ("empty", "   \n", "Nothing was pasted."),
@@ -134,6 +138,7 @@ BAD_EXAMPLES: list[tuple[str, str, str]] = [
     ("broken json", '{"values": [{"key": "client_id", "value": "x"}', "The pasted text starts"),
     ("curl without a package", 'curl "https://accountsrc.iqmetrix.net/v1/ping"',
      "Nothing in the pasted text"),
+    ("stray bracket in the url", STRAY_BRACKET_CURL, "An address in the pasted command"),
 ]
 
 
@@ -156,6 +161,23 @@ def test_unreadable_paste_says_what_to_paste_instead(name, text, message):
 def test_error_messages_never_quote_the_pasted_secret():
     with pytest.raises(PasteError) as caught:
         paste_parse(text="curl -d 'client_secret=TopSecret123")
+    assert "TopSecret123" not in str(caught.value)
+
+
+def test_a_url_that_cannot_be_split_is_refused_without_quoting_it():
+    with pytest.raises(PasteError) as caught:
+        paste_parse(text=STRAY_BRACKET_CURL)
+    assert "BracketSecret1" not in str(caught.value) and "iqmetrix.net]" not in str(caught.value)
+
+
+# Server only: the browser's JSON.parse has no such depth limit, so paste.js reads these as
+# incomplete JSON or as JSON without a package, a refusal in other words.
+@pytest.mark.parametrize("text", ["[" * 5000, "[" * 5000 + "]" * 5000,
+                                  '{"a": ' * 5000 + '"TopSecret123"' + "}" * 5000],
+                         ids=["unclosed", "closed", "object"])
+def test_json_nested_too_deep_for_the_parser_is_refused_in_words(text):
+    with pytest.raises(PasteError, match="nested far deeper than a Postman environment") as caught:
+        paste_parse(text=text)
     assert "TopSecret123" not in str(caught.value)
 
 

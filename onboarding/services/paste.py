@@ -15,7 +15,7 @@ import re
 import shlex
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 MAX_PASTE_CHARS = 50_000
 
@@ -109,8 +109,21 @@ def _usable(value: Any) -> str | None:
     return text
 
 
-def _environment_of(url: str) -> str | None:
-    host = (urlsplit(url).hostname or "").lower()
+def _split_url(url: str) -> SplitResult:
+    try:
+        return urlsplit(url)
+    except ValueError:
+        # An unbalanced "[" or "]" around the host (urlsplit reads brackets as an IPv6
+        # address), or characters that are not allowed in a host name. The message must not
+        # quote the address: the query string may carry credentials.
+        raise PasteError(
+            "An address in the pasted command is not a valid URL: copy the whole cURL command "
+            "again, as it is in the e-mail."
+        ) from None
+
+
+def _environment_of(url: SplitResult) -> str | None:
+    host = (url.hostname or "").lower()
     if not host.endswith(".iqmetrix.net"):
         return None
     service = host.split(".", 1)[0]
@@ -158,6 +171,13 @@ def _parse_json(text: str) -> dict[str, str]:
     except ValueError:
         raise PasteError(
             "The pasted text starts like JSON but is not complete JSON: export the Postman "
+            "environment again and paste the whole file."
+        ) from None
+    except RecursionError:
+        # json nests one Python call per bracket: a few thousand "[" (well within
+        # MAX_PASTE_CHARS) exhaust the stack. A Postman environment is three levels deep.
+        raise PasteError(
+            "The pasted JSON is nested far deeper than a Postman environment: export the "
             "environment again and paste the whole file."
         ) from None
     return _from_pairs(_postman_pairs(document))
@@ -235,12 +255,13 @@ def _parse_curl(text: str) -> tuple[dict[str, str], str | None]:
                 pairs += [("client_id", client_id), ("client_secret", secret)]
             continue
         if "://" in word:
-            environment = environment or _environment_of(word)
+            url = _split_url(word)
+            environment = environment or _environment_of(url)
             match = _COMPANY_IN_URL.search(word)
             if match and company_from_url is None:
                 company_from_url = match.group(1)
-            if "?" in word:  # parameters in the query string: not how iQmetrix wants them
-                pairs += parse_qsl(urlsplit(word).query, keep_blank_values=True)
+            if url.query:  # parameters in the query string: not how iQmetrix wants them
+                pairs += parse_qsl(url.query, keep_blank_values=True)
         index += 1
     found = _from_pairs(pairs)
     if company_from_url and "company_id" not in found:

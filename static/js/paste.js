@@ -185,6 +185,17 @@
     return name && name.indexOf("@") < 0 ? [[name, data.slice(at + 1)]] : [];
   }
 
+  // Python's urlsplit refuses a host with an unbalanced "[" or "]" (brackets mark an IPv6
+  // address), so the server refuses such a paste: refuse it here too, in the same words.
+  function checkUrl(word) {
+    var match = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(word);
+    var netloc = match ? match[1] : "";
+    if ((netloc.indexOf("[") >= 0) !== (netloc.indexOf("]") >= 0)) {
+      throw new PasteError("An address in the pasted command is not a valid URL: copy the " +
+        "whole cURL command again, as it is in the e-mail.");
+    }
+  }
+
   function environmentOf(url) {
     var match = /^[a-z][a-z0-9+.-]*:\/\/([^/?#:@]+)/i.exec(url);
     var host = match ? match[1].toLowerCase() : "";
@@ -224,6 +235,7 @@
         continue;
       }
       if (word.indexOf("://") >= 0) {
+        checkUrl(word);
         environment = environment || environmentOf(word);
         var company = /\/companies\((\d+)\)/i.exec(word);
         if (company && companyFromUrl === null) { companyFromUrl = company[1]; }
