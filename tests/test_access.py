@@ -3,8 +3,9 @@ Production admin edits, and the pages for auditors."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from io import StringIO
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
@@ -85,6 +86,10 @@ def test_a_revoked_grant_gives_nothing_and_both_ends_are_audited(outsider, super
     ({"valid_until": timezone.now() - timedelta(minutes=1)}, "future"),
     ({"reason": "  "}, "reason"),
     ({"role": "admin"}, "Unknown role"),
+    ({"valid_until": timezone.now() + timedelta(days=367)}, "at most 366 days"),
+    # Converted to UTC for the database, this end is past datetime's year 9999.
+    ({"valid_until": datetime(9999, 12, 31, 23, tzinfo=ZoneInfo("America/Regina"))},
+     "at most 366 days"),
 ])
 def test_bad_grants_are_refused_with_a_reason(outsider, superuser, kwargs, message):
     values = {"user": outsider, "role": Role.VIEW, "valid_until": later(hours=1),
@@ -92,6 +97,12 @@ def test_bad_grants_are_refused_with_a_reason(outsider, superuser, kwargs, messa
     with pytest.raises(GrantError, match=message):
         grant_create(**values)
     assert not AccessGrant.objects.exists()
+
+
+def test_a_grant_may_last_a_year(outsider, superuser):
+    grant = grant_create(user=outsider, role=Role.VIEW, valid_until=later(days=366, minutes=-1),
+                         reason="on call this year", granted_by=superuser)
+    assert grant.is_active()
 
 
 def test_nobody_grants_to_themselves(db):
@@ -148,10 +159,14 @@ def test_grant_access_by_someone_without_the_right_exits_1_and_is_audited(lead, 
 @pytest.mark.parametrize(("args", "code", "message"), [
     (["--until", "tomorrow"], 2, "ISO 8601"),
     (["--until", "2001-01-01T00:00+00:00"], 1, "future"),
+    (["--until", "0001-01-01T00:00:00+14:00"], 1, "future"),
+    (["--until", "9999-12-31T23:59:59-05:00"], 1, "at most 366 days"),
+    (["--until", "9999-12-31T23:59:59"], 1, "at most 366 days"),  # local time, behind UTC
     (["--by", "nobody"], 1, "No user is named 'nobody'"),
     (["--integration", "nope"], 1, "No integration"),
 ])
-def test_grant_access_refuses_bad_input(outsider, superuser, args, code, message):
+def test_grant_access_refuses_bad_input(outsider, superuser, settings, args, code, message):
+    settings.TIME_ZONE = "America/Regina"
     values = {"--until": later(days=1).isoformat(), "--by": "root"}
     for flag, value in zip(args[::2], args[1::2], strict=True):
         values[flag] = value
@@ -269,6 +284,28 @@ def test_a_superuser_grants_and_revokes_from_the_dashboard_after_confirming(clie
     assert can(user=fresh(outsider), action=Role.CHECK, environment=PROD)
     assert client.post(f"/access/grants/{grant.uuid}/revoke/").status_code == 302
     assert not AccessGrant.objects.get().is_active()
+
+
+@pytest.mark.parametrize(("zone", "valid_until", "message"), [
+    # Behind UTC: 9999-12-31 23:00 there is in the year 10000 in UTC.
+    ("America/Regina", "9999-12-31 23:00", "A grant can last at most 366 days"),
+    ("America/Regina", "9999-12-31T23:59-05:00", "A grant can last at most 366 days"),
+    # Ahead of UTC: 0001-01-01 00:00 there is in the year 0 in UTC.
+    ("Asia/Tokyo", "0001-01-01 00:00", "The grant must end in the future."),
+])
+def test_a_grant_end_out_of_range_is_a_field_error_not_a_500(client, superuser, outsider,
+                                                              settings, zone, valid_until,
+                                                              message):
+    settings.TIME_ZONE = zone
+    client.force_login(superuser)
+    response = client.post("/access/grants/new/", {
+        "user": "outsider", "role": "check", "valid_until": valid_until, "reason": "on call",
+        "confirm_password": PASSWORD})
+    assert response.status_code == 400
+    assert list(response.context["form"].errors) == ["valid_until"]
+    assert message in response.content.decode()
+    assert not AccessGrant.objects.exists()
+    assert not AuditEvent.objects.filter(action=AuditAction.GRANT).exists()
 
 
 def test_only_grant_managers_reach_the_grant_actions(client, auditor, outsider, lead):

@@ -92,7 +92,10 @@ def grant_new(request: HttpRequest) -> HttpResponse:
                                      granted_by=request.user, integration=data["integration"],
                                      meta=RequestMeta.from_request(request))
             except GrantError as exc:
-                error = str(exc)
+                if exc.field in form.fields:
+                    form.add_error(exc.field, str(exc))
+                else:
+                    error = str(exc)
             else:
                 messages.success(request, f"Granted {grant.role} to {grant.user} as grant "
                                           f"#{grant.pk}.")

@@ -9,7 +9,7 @@ person's decision, so a manager cannot widen their own Production access.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -21,10 +21,19 @@ from onboarding.services.audit import AuditAction, RequestMeta, audit_record
 
 GRANT_PERMISSION = "onboarding.add_accessgrant"
 REVOKE_PERMISSION = "onboarding.change_accessgrant"
+# Production access is time-bound: a year (a leap year's worth) at most, then someone decides
+# again. It also keeps the end far from datetime's year 9999, which a time in a zone behind UTC
+# overflows on its way to the database (a 500, not a refusal).
+MAX_GRANT_DAYS = 366
 
 
 class GrantError(Exception):
-    """A grant change that cannot go ahead; the message is one plain sentence."""
+    """A grant change that cannot go ahead; the message is one plain sentence. `field` names
+    the input it is about (a form shows the message there), or is None."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def _may(user: Any, permission: str) -> bool:
@@ -71,8 +80,13 @@ def grant_create(
         raise GrantError("Give a reason for the grant.")
     if timezone.is_naive(valid_until):
         valid_until = timezone.make_aware(valid_until)
-    if valid_until <= timezone.now():
-        raise GrantError("The grant must end in the future.")
+    # Aware datetimes compare without converting to UTC, so even year 9999 is safe here.
+    now = timezone.now()
+    if valid_until <= now:
+        raise GrantError("The grant must end in the future.", field="valid_until")
+    if valid_until > now + timedelta(days=MAX_GRANT_DAYS):
+        raise GrantError(f"A grant can last at most {MAX_GRANT_DAYS} days: choose an earlier "
+                         "end, and grant again when it is still needed.", field="valid_until")
     if user.pk == granted_by.pk:
         raise GrantError("You cannot grant Production access to yourself; ask another manager.")
     if not user.is_active:
