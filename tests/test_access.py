@@ -185,6 +185,12 @@ def test_revoke_access_needs_the_right_and_an_existing_grant(outsider, superuser
     assert run("revoke_access", "not-a-grant", "--by", "root")[0] == 1
 
 
+@pytest.mark.parametrize("ident", ["²", "#¹²", "99999999999999999999999"])
+def test_revoke_access_of_digits_that_are_no_grant_number_says_there_is_no_such_grant(
+        superuser, ident):
+    assert run("revoke_access", ident, "--by", "root") == (1, "", f"There is no grant {ident}.")
+
+
 # --- Step-up confirmation ---------------------------------------------------------------------
 
 def test_the_confirm_page_checks_the_password_and_returns_to_next(client, lead):

@@ -139,7 +139,8 @@ def grant_revoke(*, grant: AccessGrant, revoked_by: Any,
 def grant_find(*, ident: str) -> AccessGrant:
     """A grant by its number or UUID; raises AccessGrant.DoesNotExist."""
     ident = ident.strip().lstrip("#")
-    if ident.isdigit():
+    # isdecimal, not isdigit: "²" is a digit to Python but not a number int() reads.
+    if ident.isdecimal():
         return AccessGrant.objects.select_related("user", "integration").get(pk=int(ident))
     try:
         key = uuid.UUID(ident)
