@@ -235,6 +235,17 @@ def test_command_refuses_a_bad_accounts_file(tmp_path):
         call_command("iqmetrix_simulator", "--port", "0", "--accounts", str(write(tmp_path, "[")))
 
 
+@pytest.mark.parametrize("port", ["70000", "-1", "http"])
+def test_a_port_outside_0_to_65535_is_a_usage_error_with_exit_2(port):
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "iqmetrix_simulator", "--port", port], cwd=ROOT, env=env,
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2, result.stderr
+    assert "--port: must be a port number from 0 to 65535" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_command_serves_until_sigterm():
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
     process = subprocess.Popen(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import signal
 from types import FrameType
 from typing import Any
@@ -18,6 +19,17 @@ def _non_negative_int(value: str) -> int:
     return number
 
 
+def _port(value: str) -> int:
+    # Checked here, as a usage error: bind() raises OverflowError, not OSError, above 65535.
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError("must be a port number from 0 to 65535 (0: any free one)")
+    return number
+
+
 class Command(BaseCommand):
     help = (
         "Serve a local stand-in for the iQmetrix accounts host (token exchange, /v1/me, /v1/ping) "
@@ -25,7 +37,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--port", type=_non_negative_int, default=8765,
+        parser.add_argument("--port", type=_port, default=8765,
                             help="port to listen on (default 8765; 0 picks a free one)")
         parser.add_argument("--host", default="127.0.0.1",
                             help="address to listen on (default 127.0.0.1)")
