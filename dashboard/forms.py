@@ -23,8 +23,14 @@ from django.http import QueryDict
 from django.utils.text import slugify
 
 from onboarding.crypto import DecryptionError
-from onboarding.models import Environment, Integration, PackageVersion, ResponseFormat
-from onboarding.services.packages import UNREADABLE, PackageData, mask, package_validate
+from onboarding.models import Environment, PackageVersion, ResponseFormat
+from onboarding.services.packages import (
+    UNREADABLE,
+    PackageData,
+    integration_names_taken,
+    mask,
+    package_validate,
+)
 from onboarding.services.paste import MAX_PASTE_CHARS, PasteError, paste_parse
 
 PASTE_FIELDS = ("client_id", "client_secret", "username", "password", "company_id", "location_id")
@@ -213,8 +219,7 @@ class NewIntegrationForm(PackageForm):
         slug = slugify(name)
         if not slug:
             raise ValidationError("The name needs at least one letter or digit.")
-        if Integration.objects.filter(name__iexact=name).exists() or \
-                Integration.objects.filter(slug=slug).exists():
+        if integration_names_taken(name=name, slug=slug):
             raise ValidationError("An integration with this name already exists: open it from "
                                   "the overview to edit its packages.")
         return name

@@ -42,6 +42,7 @@ from onboarding.services.packages import (
     UNREADABLE,
     PackageData,
     integration_delete,
+    integration_names_taken,
     integration_save,
     mask,
     package_changed_since,
@@ -267,8 +268,27 @@ class OnboardingPackageAdmin(StepUpFormMixin, admin.ModelAdmin):
         obj._state.adding = False
 
 
+class IntegrationAdminForm(forms.ModelForm):
+    class Meta:
+        model = Integration
+        fields = ["name", "slug", "owner", "notes"]
+
+    def clean(self) -> dict[str, Any]:
+        # The dashboard's rule: commands take a name or a slug, so neither may be another
+        # integration's name or slug. A field with an error here skips the model's own unique
+        # check, so a duplicate slug is reported once.
+        cleaned = super().clean()
+        taken = integration_names_taken(name=cleaned.get("name") or "",
+                                        slug=cleaned.get("slug") or "",
+                                        exclude_pk=self.instance.pk)
+        for field, message in taken.items():
+            self.add_error(field, message)
+        return cleaned
+
+
 @admin.register(Integration)
 class IntegrationAdmin(admin.ModelAdmin):
+    form = IntegrationAdminForm
     list_display = ["name", "slug", "owner", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}

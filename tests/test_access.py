@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from onboarding.models import AccessGrant, AuditEvent, Environment, Role
+from onboarding.models import AccessGrant, AuditEvent, Environment, Integration, Role
 from onboarding.services.access import can, roles
 from onboarding.services.audit import AuditAction, audit_verify
 from onboarding.services.grants import GrantError, grant_create, grant_revoke
@@ -146,6 +146,16 @@ def test_grant_access_prints_the_id_and_revoke_access_ends_it(outsider, superuse
     code, _, message = run("revoke_access", str(grant.pk), "--by", "root")
     assert code == 1 and "already revoked" in message
     assert audit_verify().ok
+
+
+def test_grant_access_to_a_name_that_is_another_integrations_slug_picks_the_one_so_named(
+        outsider, superuser, integration):
+    # Possible before the admin refused it: "acme-pos" is Acme POS's slug and this one's name.
+    other = Integration.objects.create(name="acme-pos", slug="acme-pos-2")
+    code, out, _ = run("grant_access", "outsider", "--role", "view", "--until",
+                       later(days=1).isoformat(), "--reason", "r", "--by", "root",
+                       "--integration", "acme-pos")
+    assert code == 0 and AccessGrant.objects.get(pk=int(out)).integration == other
 
 
 def test_grant_access_by_someone_without_the_right_exits_1_and_is_audited(lead, outsider):

@@ -466,3 +466,37 @@ def test_a_group_edit_whose_confirmation_expired_is_kept_and_asks_for_the_passwo
                                  "confirm_password": "unused-in-tests-1234"})
     assert response.status_code == 302
     assert Group.objects.filter(name="Auditors renamed").exists()
+
+
+# --- names and slugs ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("name", "slug", "field"), [
+    ("acme-pos", "acme-pos-2", "name"),   # Acme POS's slug
+    ("Widget", "acme-pos", "slug"),
+    ("Widget", "acme-pos-x", None),
+])
+def test_the_admin_refuses_a_name_or_slug_another_integration_answers_to(client, superuser,
+                                                                         known, name, slug,
+                                                                         field):
+    client.force_login(superuser)
+    confirm_password(client)
+    response = client.post(f"{INTEGRATIONS}add/", {"name": name, "slug": slug, "notes": ""})
+    if field is None:
+        assert response.status_code == 302
+        assert Integration.objects.filter(name=name, slug=slug).exists()
+        return
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == [field] and len(errors[field]) == 1
+    assert "could not tell the two apart" in errors[field][0]
+    assert list(Integration.objects.values_list("name", flat=True)) == ["Acme POS"]
+
+
+def test_the_admin_keeps_an_integrations_own_name_and_slug_on_save(client, superuser, known):
+    integration = Integration.objects.get()
+    client.force_login(superuser)
+    confirm_password(client)
+    response = client.post(f"{INTEGRATIONS}{integration.pk}/change/",
+                           {"name": "Acme POS", "slug": "acme-pos", "notes": "kept"})
+    assert response.status_code == 302
+    assert Integration.objects.get().notes == "kept"

@@ -12,6 +12,7 @@ from onboarding.models import (
     AuditEvent,
     ConnectivityCheck,
     Environment,
+    Integration,
     OnboardingPackage,
     PackageVersion,
 )
@@ -88,6 +89,16 @@ def test_an_unknown_integration_exits_1_with_a_sentence(capsys, db):
     code, lines, err = run(capsys, "Nope")
     assert code == 1 and lines == []
     assert "No integration is named 'Nope'." in err
+
+
+def test_a_name_that_is_another_integrations_slug_checks_the_integration_so_named(
+        capsys, sandbox_simulator, sandbox_version):
+    # Possible before the admin refused it: "acme-pos" is Acme POS's slug and this one's name.
+    Integration.objects.create(name="acme-pos", slug="acme-pos-2")
+    onboard(name="acme-pos")
+    code, lines, _ = run(capsys, "acme-pos", "--json")
+    assert code == 0
+    assert [json.loads(line)["integration"] for line in lines] == ["acme-pos"]
 
 
 def test_nothing_to_check_exits_1(capsys, sandbox_version):

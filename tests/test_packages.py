@@ -10,6 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from onboarding.models import AuditEvent, Integration, PackageVersion
+from onboarding.services.packages import integration_find, integration_names_taken
 from tests import manage_subprocess
 from tests.conftest import KNOWN_PASSWORD, KNOWN_SECRET
 from tests.manage_subprocess import manage
@@ -150,6 +151,39 @@ def test_a_slug_taken_by_another_name_is_refused_and_writes_nothing(secrets_in_e
     with pytest.raises(CommandError, match="already uses the short name 'acme-pos'"):
         _call("onboard", "Acme-POS", *ONBOARD[1:])
     assert _counts() == before
+
+
+@pytest.mark.django_db
+def test_a_name_that_is_another_integrations_slug_finds_the_integration_so_named(
+        secrets_in_env):
+    _call("onboard", *ONBOARD)
+    acme = Integration.objects.get()
+    # Possible before the admin refused it: "acme-pos" is Acme POS's slug and this one's name.
+    other = Integration.objects.create(name="acme-pos", slug="acme-pos-2")
+    assert integration_find(name_or_slug="acme-pos") == other
+    assert integration_find(name_or_slug="acme-pos-2") == other
+    assert integration_find(name_or_slug="Acme POS") == acme
+
+    out = _call("onboard", "acme-pos", *ONBOARD[1:])
+    assert "Stored acme-pos Sandbox package version 1." in out
+    assert PackageVersion.objects.filter(package__integration=other).count() == 1
+    assert PackageVersion.objects.filter(package__integration=acme).count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("name", "slug", "taken"), [
+    ("acme-pos", "acme-pos-2", ["name"]),   # another's slug
+    ("ACME pos", "acme-pos-3", ["name"]),   # another's name, in other letters
+    ("Widget", "acme-pos", ["slug"]),       # another's slug
+    ("Widget", "acme pos", ["slug"]),       # another's name
+    ("Widget", "widget", []),
+])
+def test_a_name_or_slug_another_integration_answers_to_is_taken(secrets_in_env, name, slug,
+                                                                   taken):
+    _call("onboard", *ONBOARD)
+    assert list(integration_names_taken(name=name, slug=slug)) == taken
+    acme = Integration.objects.get()
+    assert integration_names_taken(name=acme.name, slug=acme.slug, exclude_pk=acme.pk) == {}
 
 
 # --- exit codes, in a child process -----------------------------------------------------------

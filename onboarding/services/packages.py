@@ -86,8 +86,35 @@ def package_validate(*, data: PackageData) -> None:
 
 
 def integration_find(*, name_or_slug: str) -> Integration:
-    """The integration named or slugged so; raises Integration.DoesNotExist."""
-    return Integration.objects.get(Q(name=name_or_slug) | Q(slug=name_or_slug))
+    """The integration so named, else the one with that slug; raises Integration.DoesNotExist.
+
+    Names and slugs are each unique, but one integration's name may be another's slug (the admin
+    allowed that before it checked integration_names_taken): the name wins, so a word finds at
+    most one integration."""
+    try:
+        return Integration.objects.get(name=name_or_slug)
+    except Integration.DoesNotExist:
+        return Integration.objects.get(slug=name_or_slug)
+
+
+def integration_names_taken(*, name: str, slug: str, exclude_pk: int | None = None
+                            ) -> dict[str, str]:
+    """Field ("name", "slug") -> why, for each that another integration already answers to.
+
+    Commands name an integration by its name or its slug, so a name must not be another's name
+    or slug, nor a slug another's slug or name. Names compare without case, as people read them.
+    An empty value is not checked (its own field reports it)."""
+    others = Integration.objects.all()
+    if exclude_pk is not None:
+        others = others.exclude(pk=exclude_pk)
+    taken: dict[str, str] = {}
+    if name and others.filter(Q(name__iexact=name) | Q(slug__iexact=name)).exists():
+        taken["name"] = ("Another integration already has this name or uses it as its slug; "
+                         "commands, which take either, could not tell the two apart.")
+    if slug and others.filter(Q(slug__iexact=slug) | Q(name__iexact=slug)).exists():
+        taken["slug"] = ("Another integration already has this slug or uses it as its name; "
+                         "commands, which take either, could not tell the two apart.")
+    return taken
 
 
 def integration_get_or_create(
