@@ -237,23 +237,30 @@ for n in range({count}):
     assert seeded.returncode == 0, seeded.stderr
 
 
+def loop_in_its_round(env: dict[str, str], simulator) -> subprocess.Popen:
+    """`run_checks --loop`, one check at a time, once its first round has begun."""
+    child = subprocess.Popen(
+        [sys.executable, "manage.py", "run_checks", "--loop", "--interval", "3600",
+         "--concurrency", "1"],
+        cwd=REPO_ROOT, env={**env, "IQMETRIX_SANDBOX_ACCOUNTS_URL": simulator.url},
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 30
+    while simulator.token_requests == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if simulator.token_requests == 0:
+        child.kill()
+        raise AssertionError("the round never started")
+    return child
+
+
 def test_sigterm_lets_the_loop_finish_the_round_in_hand_then_exit_0(sandbox_simulator,
                                                                      sqlite_child):  # noqa: F811
     _path, env = sqlite_child
     seed_child(env, 3)
     sandbox_simulator.latency_ms = 300  # three checks one at a time: about a second
-    env = {**env, "IQMETRIX_SANDBOX_ACCOUNTS_URL": sandbox_simulator.url}
-    child = subprocess.Popen(
-        [sys.executable, "manage.py", "run_checks", "--loop", "--interval", "3600",
-         "--concurrency", "1"],
-        cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
-    )
+    child = loop_in_its_round(env, sandbox_simulator)
     try:
-        deadline = time.monotonic() + 30
-        while sandbox_simulator.token_requests == 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert sandbox_simulator.token_requests >= 1, "the round never started"
         child.send_signal(signal.SIGTERM)
         out, err = child.communicate(timeout=30)
     finally:
@@ -272,18 +279,8 @@ def test_a_second_signal_ends_the_loop_at_once(sandbox_simulator, sqlite_child, 
     _path, env = sqlite_child
     seed_child(env, 8)
     sandbox_simulator.latency_ms = 500  # eight checks one at a time: about four seconds
-    env = {**env, "IQMETRIX_SANDBOX_ACCOUNTS_URL": sandbox_simulator.url}
-    child = subprocess.Popen(
-        [sys.executable, "manage.py", "run_checks", "--loop", "--interval", "3600",
-         "--concurrency", "1"],
-        cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
-    )
+    child = loop_in_its_round(env, sandbox_simulator)
     try:
-        deadline = time.monotonic() + 30
-        while sandbox_simulator.token_requests == 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert sandbox_simulator.token_requests >= 1, "the round never started"
         child.send_signal(stop)
         time.sleep(0.2)
         child.send_signal(stop)
