@@ -25,6 +25,7 @@ from django.utils.text import slugify
 from onboarding.crypto import DecryptionError
 from onboarding.models import Environment, PackageVersion, ResponseFormat
 from onboarding.services.packages import (
+    TEXT_MAX,
     UNREADABLE,
     PackageData,
     integration_names_taken,
@@ -92,16 +93,16 @@ class PackageForm(forms.Form):
                   "the exported Postman environment file, or the \"Client ID: …\" lines of the "
                   "e-mail. It fills the fields you leave empty; it is never stored or shown again.",
     )
-    client_id = forms.CharField(label="Client ID", required=False, max_length=200,
+    client_id = forms.CharField(label="Client ID", required=False, max_length=TEXT_MAX["client_id"],
                                 widget=forms.TextInput(attrs={"autocomplete": "off",
                                                               "spellcheck": "false"}))
     client_secret = forms.CharField(label="Client secret", required=False, strip=False,
-                                    max_length=500, widget=SecretInput())
+                                    max_length=TEXT_MAX["client_secret"], widget=SecretInput())
     username = forms.CharField(label="User name (e-mail)", required=False,
-                               max_length=254,
+                               max_length=TEXT_MAX["username"],
                                widget=forms.EmailInput(attrs={"autocomplete": "off"}))
-    password = forms.CharField(label="Password", required=False, strip=False, max_length=500,
-                               widget=SecretInput())
+    password = forms.CharField(label="Password", required=False, strip=False,
+                               max_length=TEXT_MAX["password"], widget=SecretInput())
     company_id = forms.IntegerField(
         label="Company ID", required=False,
         error_messages={"invalid": "The company ID is a positive whole number."},
@@ -112,7 +113,7 @@ class PackageForm(forms.Form):
     response_format = forms.ChoiceField(label="Preferred response format",
                                         choices=ResponseFormat.choices,
                                         initial=ResponseFormat.JSON)
-    notes = forms.CharField(label="Notes", required=False, max_length=4000,
+    notes = forms.CharField(label="Notes", required=False, max_length=TEXT_MAX["notes"],
                             widget=forms.Textarea(attrs={"rows": 3}))
     # The version the configuration fields were filled from (0: none yet), so saving over a
     # version someone stored meanwhile is refused instead of silently undoing it. Optional: a

@@ -7,6 +7,7 @@ import json
 import sqlite3
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
 from onboarding.models import AuditEvent, Integration, PackageVersion
@@ -121,9 +122,10 @@ def test_command_output_never_contains_a_secret(secrets_in_env):
         (["--company-id", "0"], "positive whole number"),
         (["--company-id", str(2**63)], "too large"),
         (["--location-id", "L" * 65], "at most 64 characters"),
+        (["--client-id", "c" * 201], "client ID can be at most 200 characters"),
     ],
     ids=["empty-client-id", "bad-username", "bad-company-id", "huge-company-id",
-         "long-location-id"],
+         "long-location-id", "long-client-id"],
 )
 def test_a_refused_onboard_writes_nothing(secrets_in_env, args, words):
     before = _counts()
@@ -315,3 +317,17 @@ def test_an_empty_answer_on_a_terminal_stores_nothing(sqlite_child):
     assert code == 1
     assert "No value entered for IQMETRIX_CLIENT_SECRET; nothing was stored." in output
     assert _file_counts(path) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("name", ["client_id", "username", "client_secret", "password", "notes"])
+def test_every_path_in_shares_the_forms_length_limits(name):
+    from onboarding.services.packages import TEXT_MAX, package_validate
+    from tests.conftest import package_data
+
+    limit = TEXT_MAX[name]
+    long = "x" * (limit - len("@example.com")) + "@example.com" if name == "username" \
+        else "x" * limit
+    package_validate(data=package_data(**{name: long}))  # at the limit: fine
+    with pytest.raises(ValidationError) as caught:
+        package_validate(data=package_data(**{name: long + "x"}))
+    assert f"at most {limit} characters" in caught.value.message_dict[name][0]

@@ -28,6 +28,13 @@ from onboarding.services.audit import AuditAction, RequestMeta, audit_record
 UNREADABLE = "cannot be decrypted with the configured keys"
 COMPANY_ID_MAX = 2**63 - 1  # PositiveBigIntegerField
 LOCATION_ID_MAX = PackageVersion._meta.get_field("location_id").max_length
+# Text the columns would take at any length (they are encrypted or TextFields), kept to what an
+# onboarding package can hold, whichever way it comes in (form, admin, `onboard`).
+TEXT_MAX = {"client_id": 200, "username": 254, "client_secret": 500, "password": 500,
+            "notes": 4000}
+_TEXT_LABELS = {"client_id": "The client ID", "username": "The user name",
+                "client_secret": "The client secret", "password": "The password",
+                "notes": "The notes"}
 NAME_MAX = Integration._meta.get_field("name").max_length
 
 
@@ -76,6 +83,9 @@ def package_validate(*, data: PackageData) -> None:
         errors["company_id"] = "The company ID is a positive whole number."
     elif data.company_id is not None and data.company_id > COMPANY_ID_MAX:
         errors["company_id"] = "The company ID is too large to be an iQmetrix company ID."
+    for name, limit in TEXT_MAX.items():
+        if name not in errors and len(getattr(data, name) or "") > limit:
+            errors[name] = f"{_TEXT_LABELS[name]} can be at most {limit} characters."
     # Column limits are checked here so PostgreSQL never answers with a DataError (a 500).
     if len(data.location_id or "") > LOCATION_ID_MAX:
         errors["location_id"] = f"The location ID can be at most {LOCATION_ID_MAX} characters."
