@@ -246,6 +246,17 @@ def test_a_port_outside_0_to_65535_is_a_usage_error_with_exit_2(port):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("latency", ["60001", "-1", "1e9"])
+def test_a_latency_outside_0_to_a_minute_is_a_usage_error_with_exit_2(latency):
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "iqmetrix_simulator", "--latency-ms", latency], cwd=ROOT,
+        env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+        check=False)
+    assert result.returncode == 2, result.stderr
+    assert "--latency-ms: must be a number of milliseconds from 0 to 60000" in result.stderr
+
+
 def test_command_serves_until_sigterm():
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
     process = subprocess.Popen(

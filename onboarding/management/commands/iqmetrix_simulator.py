@@ -12,22 +12,24 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from onboarding.simulator import DEMO_ACCOUNT, Simulator, load_accounts
 
 
-def _non_negative_int(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise ValueError(value)
+def _bounded(value: str, high: int, what: str, note: str = "") -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= high:
+        raise argparse.ArgumentTypeError(f"must be {what} from 0 to {high}{note}")
     return number
 
 
 def _port(value: str) -> int:
     # Checked here, as a usage error: bind() raises OverflowError, not OSError, above 65535.
-    try:
-        number = int(value)
-    except ValueError:
-        number = -1
-    if not 0 <= number <= 65535:
-        raise argparse.ArgumentTypeError("must be a port number from 0 to 65535 (0: any free one)")
-    return number
+    return _bounded(value, 65535, "a port number", " (0: any free one)")
+
+
+def _latency(value: str) -> int:
+    # A minute is longer than any client waits; far larger values overflow time.sleep().
+    return _bounded(value, 60_000, "a number of milliseconds")
 
 
 class Command(BaseCommand):
@@ -44,7 +46,7 @@ class Command(BaseCommand):
         parser.add_argument("--accounts", metavar="FILE",
                             help="JSON list of accounts {client_id, client_secret, username, "
                                  "password}; default: the public demo account")
-        parser.add_argument("--latency-ms", type=_non_negative_int, default=0,
+        parser.add_argument("--latency-ms", type=_latency, default=0,
                             help="delay every answer by this many milliseconds")
 
     def handle(self, *args: Any, **options: Any) -> None:
