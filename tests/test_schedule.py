@@ -327,3 +327,12 @@ def test_bad_arguments_are_a_usage_error_with_exit_2(sqlite_child, args,  # noqa
     result = manage("run_checks", *args, env=env)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_an_unreachable_database_exits_1_in_one_line(sqlite_child):  # noqa: F811
+    _path, env = sqlite_child
+    env = {**env, "DATABASE_URL": "postgres://aislekeys@127.0.0.1:9/nowhere"}
+    result = manage("run_checks", env=env)
+    assert result.returncode == 1
+    assert "The database cannot be reached: " in result.stderr
+    assert "Traceback" not in result.stderr

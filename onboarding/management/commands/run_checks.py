@@ -10,7 +10,7 @@ from types import FrameType
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connections
+from django.db import InterfaceError, OperationalError, connections
 from django.utils import timezone
 
 from onboarding.services.schedule import (
@@ -67,6 +67,15 @@ class Command(BaseCommand):
                             help="also ask /v1/me who each new token belongs to")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            self._run(options)
+        except (OperationalError, InterfaceError) as exc:
+            # Exit 1 in one line, not a traceback: systemd restarts the worker, and the journal
+            # says why. (Driver messages name the server and user, never a password.)
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CommandError(f"The database cannot be reached: {reason}", returncode=1) from None
+
+    def _run(self, options: dict[str, Any]) -> None:
         interval = timedelta(seconds=options["interval"])
         run = {"concurrency": options["concurrency"], "fetch_me": options["fetch_me"]}
         if not options["loop"]:
