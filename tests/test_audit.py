@@ -117,6 +117,28 @@ def test_emptying_the_log_is_detected_whatever_is_done_to_its_head(log, head, re
     assert reason in message
 
 
+@pytest.mark.parametrize("when", ["before the walk reads it", "after the walk"])
+def test_an_event_written_while_verifying_is_left_to_the_next_verification(log, monkeypatch,
+                                                                            when):
+    from onboarding.services import audit as audit_service
+
+    walk = audit_service._chain
+
+    def walk_while_someone_signs_in():
+        if when == "before the walk reads it":
+            audit_record(action=AuditAction.LOGIN, target="during verification")
+        yield from walk()
+        if when == "after the walk":
+            audit_record(action=AuditAction.LOGIN, target="during verification")
+
+    monkeypatch.setattr(audit_service, "_chain", walk_while_someone_signs_in)
+    verdict = audit_verify()
+    assert verdict.ok, verdict.reason
+    assert verdict.checked == EVENTS
+    monkeypatch.undo()
+    assert audit_verify().checked == EVENTS + 1
+
+
 def test_a_new_database_has_a_sealed_head_before_any_event(db):
     assert audit_verify().ok
     code, out, _ = verify()

@@ -197,12 +197,26 @@ def _chain(batch_size: int = 2000) -> Iterator[AuditEvent]:
 
 
 def audit_verify() -> AuditVerdict:
-    """Walk the whole chain; name the first event whose content, place or link is wrong."""
+    """Walk the chain up to the head; name the first event whose content, place or link is
+    wrong. The head is read first: events written while the walk runs (sign-ins, checks) come
+    after it and are left to the next verification, where reading the head last would have
+    counted one event too few and called the log cut."""
+    head = AuditChainHead.objects.filter(id=1).first()
+    if head is None:  # made by the migrations, before any event: never deleted by the product
+        return AuditVerdict(False, 0, None, "the chain head is missing: the log was "
+                            "emptied, or its head deleted")
+    sealed = head_seal(events=head.events, last_event_id=head.last_event_id,
+                       last_hmac=head.last_hmac)
+    if not hmac.compare_digest(head.seal, sealed):
+        return AuditVerdict(False, 0, head.last_event_id or None,
+                            "the chain head was altered: it is not the one the log last wrote")
     expected_prev = GENESIS
     expected_seq = 1
     checked = 0
     last: AuditEvent | None = None
     for event in _chain():
+        if event.seq > head.events and event.seq == expected_seq:
+            break  # written after the head was read
         if event.seq != expected_seq:
             return AuditVerdict(False, checked, event.id, f"expected position {expected_seq}, "
                                 f"found {event.seq}: events were deleted or reordered")
@@ -215,20 +229,11 @@ def audit_verify() -> AuditVerdict:
         expected_seq += 1
         checked += 1
         last = event
-    head = AuditChainHead.objects.filter(id=1).first()
-    if head is None:  # made by the migrations, before any event: never deleted by the product
-        return AuditVerdict(False, checked, None, "the chain head is missing: the log was "
-                            "emptied, or its head deleted")
-    sealed = head_seal(events=head.events, last_event_id=head.last_event_id,
-                       last_hmac=head.last_hmac)
-    if not hmac.compare_digest(head.seal, sealed):
-        return AuditVerdict(False, checked, head.last_event_id or None,
-                            "the chain head was altered: it is not the one the log last wrote")
     if head.events != checked:
         return AuditVerdict(False, checked, head.last_event_id or None,
                             f"the log should hold {head.events} events but holds {checked}: "
                             "the newest events were deleted")
-    if last is not None and head.last_hmac != last.hmac:
+    if last is not None and (head.last_hmac != last.hmac or head.last_event_id != last.id):
         return AuditVerdict(False, checked, last.id, "the newest event was replaced")
     return AuditVerdict(True, checked, head=head)
 
