@@ -16,6 +16,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
@@ -116,9 +117,10 @@ class ActingAdminMixin(StepUpFormMixin):
 class AuditedUserAdmin(ActingAdminMixin, UserAdmin):
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = ""
                              ) -> HttpResponse:
-        # Setting someone else's password is taking over their account: step-up, and the
-        # event names the administrator.
-        return self._acting(request, super().user_change_password, id, form_url)
+        # Setting someone else's password is taking over their account: step-up, the event
+        # names the administrator, and it is written in the password's own transaction.
+        return self._acting(request, transaction.atomic(super().user_change_password), id,
+                            form_url)
 
 
 class AuditedGroupAdmin(ActingAdminMixin, GroupAdmin):

@@ -387,6 +387,33 @@ def test_setting_an_accounts_password_in_the_admin_asks_for_the_password_and_is_
     assert new not in str(event.details)
 
 
+@pytest.mark.parametrize("where", ["own", "admin"])
+def test_a_password_change_whose_audit_event_fails_does_not_happen(client, superuser, outsider,
+                                                                     monkeypatch, where):
+    from django.db import DatabaseError
+
+    from onboarding.services import audit as audit_service
+
+    def broken(event):
+        raise DatabaseError("audit table locked")
+
+    new = "Never-Stored-Pass-8812"
+    if where == "own":
+        client.force_login(outsider)
+        url, data = "/accounts/password/", {"old_password": PASSWORD, "new_password1": new,
+                                            "new_password2": new}
+    else:
+        client.force_login(superuser)
+        url = f"/admin/auth/user/{outsider.pk}/password/"
+        client.post("/accounts/confirm/", {"password": PASSWORD, "next": url})
+        data = {"password1": new, "password2": new, "usable_password": "true"}
+    monkeypatch.setattr(audit_service, "_sign", broken)
+    client.raise_request_exception = False
+    assert client.post(url, data).status_code == 500
+    outsider.refresh_from_db()
+    assert outsider.check_password(PASSWORD) and not outsider.check_password(new)
+
+
 class QuickPBKDF2PasswordHasher(PBKDF2PasswordHasher):
     iterations = 1000  # a preferred hasher other than the tests' MD5, cheaply
 

@@ -7,6 +7,7 @@ from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import PasswordChangeForm
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
@@ -25,9 +26,12 @@ def login_view(request: HttpRequest) -> HttpResponse:
 def password_change(request: HttpRequest) -> HttpResponse:
     form = PasswordChangeForm(request.user, request.POST or None)
     if request.method == "POST" and form.is_valid():
-        with audit_acting(actor=request.user, meta=RequestMeta.from_request(request)):
+        # One transaction with its audit event (written by the user's post_save): if the
+        # event cannot be written, the password stays as it was.
+        with (transaction.atomic(),
+              audit_acting(actor=request.user, meta=RequestMeta.from_request(request))):
             user = form.save()
-        password_changed(user=user)
+            password_changed(user=user)
         update_session_auth_hash(request, user)
         messages.success(request, "Your password was changed.")
         return redirect("dashboard:overview")
