@@ -9,6 +9,7 @@ import sqlite3
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from onboarding.models import AuditEvent, Integration, PackageVersion
 from onboarding.services.packages import integration_find, integration_names_taken
@@ -331,3 +332,24 @@ def test_every_path_in_shares_the_forms_length_limits(name):
     with pytest.raises(ValidationError) as caught:
         package_validate(data=package_data(**{name: long + "x"}))
     assert f"at most {limit} characters" in caught.value.message_dict[name][0]
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="row locks: PostgreSQL only")
+def test_deleting_an_integration_locks_its_packages_before_the_audit_chain(db):
+    """A save or a check locks the package row, then the chain head: deleting must take them in
+    the same order, or the two deadlock."""
+    from django.contrib.auth.models import User
+    from django.test.utils import CaptureQueriesContext
+
+    from onboarding.services.packages import integration_delete
+    from tests.conftest import onboard
+
+    integration = onboard().package.integration
+    root = User.objects.create_superuser("root", password="unused-in-tests-1234")
+    with CaptureQueriesContext(connection) as captured:
+        integration_delete(integration=integration, actor=root)
+    locks = [q["sql"] for q in captured if "FOR UPDATE" in q["sql"]]
+    tables = [next(t for t in ("onboarding_onboardingpackage", "onboarding_auditchainhead",
+                               "onboarding_integration") if f'FROM "{t}"' in sql)
+              for sql in locks]
+    assert tables.index("onboarding_onboardingpackage") < tables.index("onboarding_auditchainhead")

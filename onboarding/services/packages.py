@@ -163,12 +163,16 @@ def integration_delete(*, integration: Integration, actor: Any,
         raise PermissionDenied("Only a superuser may delete an integration.")
     with transaction.atomic():
         integration = Integration.objects.select_for_update().get(pk=integration.pk)
+        # Package rows before the audit chain head, in the order a save or a check takes them:
+        # the other order deadlocks with a check recorded at the same moment.
+        packages = OnboardingPackage.objects.filter(integration=integration)
+        list(packages.select_for_update().values_list("pk", flat=True))
         versions = PackageVersion.objects.filter(package__integration=integration).count()
         audit_record(action=AuditAction.INTEGRATION_DELETE, actor=actor, meta=meta,
                      integration=integration, target=integration.slug,
                      details={"versions": versions})
         Promotion.objects.filter(integration=integration).delete()
-        OnboardingPackage.objects.filter(integration=integration).update(current_version=None)
+        packages.update(current_version=None)
         integration.delete()
 
 
