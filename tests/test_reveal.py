@@ -167,6 +167,39 @@ def test_without_a_live_token_there_is_nothing_to_copy(client, lead, sandbox_ver
     assert not AuditEvent.objects.filter(action=AuditAction.TOKEN_COPY).exists()
 
 
+@pytest.fixture
+def token_cleared_after_it_was_found(monkeypatch):
+    """A newer check clears the live token just after the service found it."""
+    from onboarding.models import ConnectivityCheck
+
+    found = reveal_service.check_live_token
+
+    def found_then_cleared(*, package):
+        check = found(package=package)
+        ConnectivityCheck.objects.filter(pk=check.pk).update(access_token=None,
+                                                             refresh_token=None)
+        return check
+
+    monkeypatch.setattr(reveal_service, "check_live_token", found_then_cleared)
+
+
+def test_a_token_cleared_meanwhile_is_not_copied(lead, sandbox_version, sandbox_simulator,
+                                                 token_cleared_after_it_was_found):
+    assert check_run(package=sandbox_version.package, actor=lead).ok
+    with pytest.raises(RevealError, match="no live token"):
+        reveal_service.token_copy(package=sandbox_version.package, actor=lead)
+    assert not AuditEvent.objects.filter(action=AuditAction.TOKEN_COPY).exists()
+
+
+def test_a_token_cleared_meanwhile_is_left_out_of_the_postman_export(
+        lead, sandbox_version, sandbox_simulator, token_cleared_after_it_was_found):
+    assert check_run(package=sandbox_version.package, actor=lead).ok
+    exported = reveal_service.postman_environment(package=sandbox_version.package, actor=lead)
+    assert "access_token" not in {value["key"] for value in exported["values"]}
+    event = AuditEvent.objects.get(action=AuditAction.EXPORT)
+    assert "access_token" not in event.details["fields"]
+
+
 def test_the_postman_environment_holds_credentials_and_the_live_token(
         client, lead, sandbox_version, sandbox_simulator):
     check = check_run(package=sandbox_version.package, actor=lead)

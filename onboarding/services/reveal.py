@@ -19,7 +19,7 @@ from django.utils import timezone
 from onboarding import __version__
 from onboarding.crypto import DecryptionError
 from onboarding.iqmetrix import TOKEN_PATH
-from onboarding.models import OnboardingPackage, PackageVersion, Role
+from onboarding.models import ConnectivityCheck, OnboardingPackage, PackageVersion, Role
 from onboarding.services.access import require
 from onboarding.services.audit import AuditAction, RequestMeta, audit_record
 from onboarding.services.checks import check_live_token
@@ -78,10 +78,10 @@ def token_copy(*, package: OnboardingPackage, actor: Any,
     """The live access token of the last passing check, while it is valid."""
     require(user=actor, action=Role.REVEAL, environment=package.environment,
             integration=package.integration)
-    check = check_live_token(package=package)
-    if check is None:
-        raise RevealError("There is no live token: run a check first.")
     with transaction.atomic():
+        check = _still_held(check_live_token(package=package))
+        if check is None:
+            raise RevealError("There is no live token: run a check first.")
         audit_record(action=AuditAction.TOKEN_COPY, actor=actor, meta=meta, **_target(package),
                      target=f"check {check.uuid}",
                      details={"field": "access_token", "check": str(check.uuid),
@@ -91,9 +91,16 @@ def token_copy(*, package: OnboardingPackage, actor: Any,
             token = check.access_token
         except DecryptionError:
             raise RevealError(f"The access token {UNREADABLE}.") from None
-        if token is None:  # a newer check took it meanwhile: nothing left the server
-            raise RevealError("There is no live token: run a check first.")
     return LiveToken(token=token, expires_at=check.expires_at, fingerprint=check.token_fingerprint)
+
+
+def _still_held(check: ConnectivityCheck | None) -> ConnectivityCheck | None:
+    """`check` read again under a row lock, or None if a newer check has cleared its token since
+    (it clears older tokens under the same lock): only a token still stored leaves the server."""
+    if check is None:
+        return None
+    return (ConnectivityCheck.objects.select_for_update()
+            .filter(pk=check.pk, access_token__isnull=False).first())
 
 
 def _variable(key: str, value: Any, *, secret: bool) -> dict[str, Any]:
@@ -107,10 +114,10 @@ def postman_environment(*, package: OnboardingPackage, actor: Any,
     require(user=actor, action=Role.REVEAL, environment=package.environment,
             integration=package.integration)
     version = _current(package)
-    check = check_live_token(package=package)
-    names = ["accounts_url", "token_url", *REVEALABLE] + (["access_token"] if check else [])
     base = settings.IQMETRIX_ACCOUNTS_URLS[package.environment]
     with transaction.atomic():
+        check = _still_held(check_live_token(package=package))
+        names = ["accounts_url", "token_url", *REVEALABLE] + (["access_token"] if check else [])
         audit_record(action=AuditAction.EXPORT, actor=actor, meta=meta, **_target(package),
                      target=f"v{version.number} postman",
                      details={"format": "postman_environment", "version": version.number,
