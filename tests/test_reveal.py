@@ -63,6 +63,7 @@ def test_a_wrong_password_does_not_reveal(client, lead, sandbox_version):
                            {"field": "password", "confirm_password": "not-my-password"})
     assert response.status_code == 403
     assert KNOWN_PASSWORD.encode() not in response.content
+    assert "That password is not right" in response.content.decode()
 
 
 def test_a_fresh_confirmation_is_not_asked_again(client, lead, sandbox_version):

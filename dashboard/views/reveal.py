@@ -62,10 +62,17 @@ class _NotConfirmed(Exception):
     """The password confirmation is missing or wrong; the message says what to do."""
 
 
+WRONG_PASSWORD = ("That password is not right, so nothing was shown. Enter it again (wrong "
+                  "passwords count towards the pause after repeated failed sign-ins).")
+
+
 def _confirm(request: HttpRequest, form: forms.Form, *, error: str) -> None:
-    password = form.cleaned_data.get("confirm_password") if form.is_valid() else None
-    if not form.is_valid() or not stepup_confirm(request, password=password or None):
+    """Raise _NotConfirmed with what to do: the password typed was wrong, or one is needed."""
+    if not form.is_valid():
         raise _NotConfirmed(error)
+    password = form.cleaned_data.get("confirm_password") or None
+    if not stepup_confirm(request, password=password):
+        raise _NotConfirmed(WRONG_PASSWORD if password else error)
 
 
 def _reveal_action(view: Callable[[HttpRequest, OnboardingPackage], HttpResponse]
