@@ -62,7 +62,7 @@ class _NotConfirmed(Exception):
     """The password confirmation is missing or wrong; the message says what to do."""
 
 
-WRONG_PASSWORD = ("That password is not right, so nothing was shown. Enter it again (wrong "
+MISTYPED = ("That password is not right, so nothing was shown. Enter it again (wrong "
                   "passwords count towards the pause after repeated failed sign-ins).")
 
 
@@ -72,7 +72,7 @@ def _confirm(request: HttpRequest, form: forms.Form, *, error: str) -> None:
         raise _NotConfirmed(error)
     password = form.cleaned_data.get("confirm_password") or None
     if not stepup_confirm(request, password=password):
-        raise _NotConfirmed(WRONG_PASSWORD if password else error)
+        raise _NotConfirmed(MISTYPED if password else error)
 
 
 def _reveal_action(view: Callable[[HttpRequest, OnboardingPackage], HttpResponse]
