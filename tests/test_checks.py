@@ -235,6 +235,20 @@ def test_a_rejected_refresh_token_is_forgotten(sandbox_simulator, sandbox_versio
         check_refresh(package=package)
 
 
+def test_a_refresh_token_of_an_earlier_version_is_neither_offered_nor_used(
+        sandbox_simulator, sandbox_version, no_dedupe):
+    from onboarding.services.status import package_statuses
+
+    package = sandbox_version.package
+    assert check_run(package=package).ok
+    assert package_statuses(integrations=[package.integration])[0].refresh_held
+    onboard(password="a-new-password-123")  # version 2, not checked yet
+    assert not package_statuses(integrations=[package.integration])[0].refresh_held
+    with pytest.raises(CheckError, match="issued for an earlier version"):
+        check_refresh(package=package)
+    assert sandbox_simulator.token_requests == 1  # nothing was sent
+
+
 def test_a_rejected_refresh_token_does_not_mark_working_credentials_as_failing(
         sandbox_simulator, sandbox_version, no_dedupe):
     package = sandbox_version.package

@@ -172,9 +172,15 @@ def check_refresh(
     that obtained it (iQmetrix requires the same client)."""
     env = Environment(package.environment)
     _require_check(actor=actor, package=package)
-    held = (ConnectivityCheck.objects.filter(package=package, refresh_token__isnull=False)
+    # Only a token issued for the current version: one from an earlier version would "pass"
+    # with credentials the package no longer holds.
+    held = (ConnectivityCheck.objects.filter(package=package, refresh_token__isnull=False,
+                                             version=F("package__current_version"))
             .select_related("version").order_by("-sent_at", "-id").first())
     if held is None:
+        if ConnectivityCheck.objects.filter(package=package, refresh_token__isnull=False).exists():
+            raise CheckError(f"The held {env.label} refresh token was issued for an earlier "
+                             "version of the credentials; run a check of the current version.")
         raise CheckError(f"No refresh token is held for {env.label}; run a check first.")
     try:
         refresh_token = held.refresh_token

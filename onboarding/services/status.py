@@ -63,9 +63,11 @@ def _last_checks(packages: Iterable[OnboardingPackage]) -> dict[int, Connectivit
 def packages_with_last_check(queryset: QuerySet[OnboardingPackage]
                              ) -> QuerySet[OnboardingPackage]:
     """Packages with their current version, the id of their newest check (`last_check_id`) and
-    whether a check of theirs holds a refresh token (`refresh_held`), in one query."""
+    whether a check of the current version holds a refresh token (`refresh_held`: "Refresh
+    token" is offered), in one query."""
     newest = ConnectivityCheck.objects.filter(package=OuterRef("pk")).order_by("-sent_at", "-id")
-    refresh = ConnectivityCheck.objects.filter(package=OuterRef("pk"), refresh_token__isnull=False)
+    refresh = ConnectivityCheck.objects.filter(package=OuterRef("pk"), refresh_token__isnull=False,
+                                               version=OuterRef("current_version"))
     return queryset.select_related("current_version").annotate(
         last_check_id=Subquery(newest.values("pk")[:1]), refresh_held=Exists(refresh),
     )
