@@ -92,8 +92,9 @@ demo: venv env
 # gunicorn's default 30 s. No control socket: it would live in $HOME, one per user, not per app.
 # migrate too, so a fresh clone does not answer its first request with "no such table".
 # DEBUG=false whatever .env says (the development .env has DEBUG=true): this is the production
-# server, with production's hashed, cached static files and plain error pages.
-SERVE = DEBUG=false
+# server, with production's hashed, cached static files and plain error pages; HTTPS=false, as
+# it answers plain HTTP on loopback (production puts a TLS proxy in front).
+SERVE = DEBUG=false HTTPS=false
 serve: venv env
 	$(SERVE) $(VPY) manage.py migrate --noinput
 	$(SERVE) $(VPY) manage.py collectstatic --noinput

@@ -253,9 +253,11 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = True
 
-# HTTPS=true turns on everything `check --deploy` asks for; behind a TLS-terminating proxy also
-# set TRUST_X_FORWARDED_PROTO=true.
-HTTPS = _flag("HTTPS", False)
+# HTTPS turns on everything `check --deploy` asks for; behind a TLS-terminating proxy also set
+# TRUST_X_FORWARDED_PROTO=true. On by default outside development, so a production that forgets
+# it gets secure cookies and HSTS rather than quietly going without; HTTPS=false serves plain
+# HTTP on purpose (`make serve` on loopback).
+HTTPS = _flag("HTTPS", not DEBUG)
 SECURE_SSL_REDIRECT = HTTPS
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS

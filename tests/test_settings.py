@@ -18,7 +18,8 @@ from tests.manage_subprocess import clean_env, key_entry, manage, production_key
 PRINT_SETTINGS = (
     "import json; from django.conf import settings as s; "
     "print(json.dumps({'DEBUG': s.DEBUG, 'ENGINE': s.DATABASES['default']['ENGINE'], "
-    "'NAME': s.DATABASES['default']['NAME'], 'HOST': s.DATABASES['default']['HOST']}))"
+    "'NAME': s.DATABASES['default']['NAME'], 'HOST': s.DATABASES['default']['HOST'], "
+    "'SESSION_COOKIE_SECURE': s.SESSION_COOKIE_SECURE, 'HSTS': s.SECURE_HSTS_SECONDS}))"
 )
 
 
@@ -77,6 +78,15 @@ def test_short_audit_and_signing_keys_are_refused_by_name():
 def test_debug_is_off_unless_set():
     assert _settings_of(**production_keys())["DEBUG"] is False
     assert _settings_of(**production_keys(), DEBUG="true")["DEBUG"] is True
+
+
+def test_https_settings_are_on_unless_debug_is_on_or_https_is_false():
+    production = _settings_of(**production_keys())
+    assert production["SESSION_COOKIE_SECURE"] and production["HSTS"] > 0
+    plain = _settings_of(**production_keys(), HTTPS="false")
+    assert not plain["SESSION_COOKIE_SECURE"] and plain["HSTS"] == 0
+    development = _settings_of(**production_keys(), DEBUG="true")
+    assert not development["SESSION_COOKIE_SECURE"]
 
 
 def test_a_development_secret_key_is_only_allowed_with_debug_on():
