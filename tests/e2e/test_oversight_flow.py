@@ -31,7 +31,7 @@ def test_a_lead_reveals_a_secret_after_confirming_the_password(page, lead):
     reveal_form = page.locator("form", has=page.get_by_role("button", name="Reveal"))
     reveal_form.get_by_label("Your password").fill("not my password")
     reveal_form.get_by_role("button", name="Reveal").click()
-    expect(page.get_by_role("alert")).to_contain_text("Confirm your password")
+    expect(page.get_by_role("alert")).to_contain_text("That password is not right")
     assert not AuditEvent.objects.filter(action=AuditAction.REVEAL).exists()
 
     page.get_by_label("Credential").select_option(label="Client secret")
