@@ -8,6 +8,8 @@ import uuid
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import F, Q
+from django.db.models.functions import Upper
 from django.utils import timezone
 
 from onboarding.crypto import EncryptedTextField
@@ -207,7 +209,15 @@ class ConnectivityCheck(models.Model):
 
     class Meta:
         ordering = ["-sent_at", "-id"]
-        indexes = [models.Index(fields=["package", "-sent_at"], name="check_package_recent")]
+        indexes = [
+            models.Index(fields=["package", "-sent_at"], name="check_package_recent"),
+            # The few checks that still hold a token (only a package's newest success keeps
+            # them): finding them must not read the package's whole history. Queries filter
+            # on one of these IS NOT NULL tests, which the planner proves implies the predicate.
+            models.Index(fields=["package"], name="check_package_tokens",
+                         condition=Q(access_token__isnull=False)
+                         | Q(refresh_token__isnull=False)),
+        ]
 
     def __str__(self) -> str:
         return f"{self.package} {self.outcome} at {self.sent_at:%Y-%m-%d %H:%M:%S}"
@@ -282,6 +292,12 @@ class AccessGrant(models.Model):
 
     class Meta:
         ordering = ["-granted_at", "-id"]
+        indexes = [
+            # Every access decision reads a user's live grants (`_live_grants`): unrevoked and
+            # not yet ended, while expired and revoked ones pile up over the years.
+            models.Index(fields=["user", "valid_until"], name="grant_live_by_user",
+                         condition=Q(revoked_at__isnull=True)),
+        ]
 
     def __str__(self) -> str:
         scope = self.integration.name if self.integration_id else "all integrations"
@@ -317,7 +333,17 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["at"], name="audit_at")]
+        indexes = [
+            models.Index(fields=["at"], name="audit_at"),
+            # The audit page's filters compare names case-insensitively (UPPER(...) = UPPER(%s)
+            # on PostgreSQL); with seq the newest-first page reads in index order.
+            models.Index(Upper("actor_name"), F("seq"), name="audit_actor_upper"),
+            models.Index(Upper("integration_name"), F("seq"), name="audit_integration_upper"),
+            # The access report's "last Production action" of each user: a small index of only
+            # the events it can return.
+            models.Index(fields=["actor_id", "seq"], name="audit_production_actions",
+                         condition=Q(environment="production") & ~Q(action="denied")),
+        ]
         permissions = [
             ("view_access_report", "Can view who has Production access"),
         ]

@@ -15,10 +15,11 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from onboarding.models import AccessGrant, AuditEvent, Environment, Integration, Role
-from onboarding.services.access import can, roles
+from onboarding.services.access import active_grants, can, roles
 from onboarding.services.audit import AuditAction, audit_verify
 from onboarding.services.grants import GrantError, grant_create, grant_revoke
 from tests.conftest import make_user, onboard
+from tests.explain import index_scans, last_query, postgres_only
 
 PASSWORD = "unused-in-tests-1234"
 PROD = Environment.PRODUCTION
@@ -446,3 +447,20 @@ def test_grants_are_listed_read_only_in_the_admin(client, superuser, outsider):
     assert client.get("/admin/onboarding/accessgrant/").status_code == 200
     assert client.get(f"/admin/onboarding/accessgrant/{grant.pk}/change/").status_code == 200
     assert client.get("/admin/onboarding/accessgrant/add/").status_code == 403
+
+
+@postgres_only
+def test_a_users_live_grants_are_searched_in_an_index_of_unrevoked_grants(outsider, superuser):
+    # Years of grants: most ended long ago or were revoked, a few are live.
+    now = timezone.now()
+    AccessGrant.objects.bulk_create(
+        AccessGrant(user=outsider if n % 10 == 0 else superuser, role=Role.VIEW, reason="old",
+                    valid_until=now - timedelta(days=n), granted_by=superuser,
+                    revoked_at=now if n % 3 == 0 else None)
+        for n in range(1, 600))
+    grant_create(user=outsider, role=Role.CHECK, valid_until=later(days=1), reason="on call",
+                 granted_by=superuser)
+    sql = last_query(lambda: active_grants(user=fresh(outsider)))
+    scans = index_scans(sql, analyze=(AccessGrant._meta.db_table,))
+    assert "valid_until >" in scans.get("grant_live_by_user", ""), scans
+    assert [g.role for g in active_grants(user=fresh(outsider))] == [Role.CHECK]

@@ -33,6 +33,7 @@ from onboarding.services.checks import (
 )
 from onboarding.simulator import DEMO_ACCOUNT
 from tests.conftest import KNOWN_PASSWORD, KNOWN_SECRET, onboard
+from tests.explain import index_scans, postgres_only, queries
 
 
 @pytest.fixture
@@ -327,3 +328,32 @@ def test_a_refresh_right_after_a_check_is_still_a_refresh(sandbox_simulator, san
     first = check_run(package=sandbox_version.package)
     refreshed = check_refresh(package=sandbox_version.package)
     assert refreshed != first and refreshed.kind == CheckKind.REFRESH
+
+
+# --- PostgreSQL: token lookups read only the checks that hold a token -------------------------
+
+TOKEN_TESTS = ('"access_token" IS NOT NULL', '"refresh_token" IS NOT NULL')
+
+
+@postgres_only
+def test_every_token_lookup_searches_the_index_of_checks_holding_tokens(
+        sandbox_simulator, sandbox_version, no_dedupe):
+    from onboarding.services.status import packages_with_last_check
+
+    package = sandbox_version.package
+    history = [ConnectivityCheck(package=package, version=sandbox_version, outcome=Outcome.OK,
+                                 message="ok", sent_at=timezone.now() - timedelta(hours=n))
+               for n in range(1, 500)]  # a long history, none of it holding a token any more
+    ConnectivityCheck.objects.bulk_create(history)
+    run = [lambda: check_run(package=package), lambda: check_refresh(package=package),
+           lambda: check_live_token(package=package),
+           lambda: list(packages_with_last_check(OnboardingPackage.objects.filter(pk=package.pk)))]
+    lookups = [sql for step in run for sql in queries(step)
+               if any(test in sql for test in TOKEN_TESTS)]
+    # The clearing of older tokens by a check and by a refresh, the refresh token's lookup, the
+    # live token, and whether "Refresh token" is offered.
+    assert len(lookups) >= 5, lookups
+    for sql in lookups:
+        # Read through (a condition on package_id), or read whole: it holds only those checks.
+        assert "check_package_tokens" in index_scans(
+            sql, analyze=(ConnectivityCheck._meta.db_table,)), sql
