@@ -1,19 +1,21 @@
-"""The audit log's filters: (on PostgreSQL) each filter searched through an index rather than by
-reading the whole log."""
+"""The audit log's filters: whole days of the site's time zone, and (on PostgreSQL) each filter
+searched through an index rather than by reading the whole log."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.utils import timezone
 
 from onboarding.models import AuditEvent
 from onboarding.services.audit import audit_search
 from tests.conftest import onboard
 from tests.explain import index_scans, last_query, postgres_only
 
+DAY = date(2026, 3, 10)
 TABLE = AuditEvent._meta.db_table
 
 
@@ -30,6 +32,61 @@ def add_events(rows: list[dict[str, Any]]) -> list[AuditEvent]:
     )
 
 
+def around_midnights(zone: str) -> list[dict[str, Any]]:
+    """Instants on both sides of each local midnight from DAY - 1 to DAY + 2, and of each UTC
+    midnight, where a date in the wrong zone would put an event on the wrong day."""
+    instants = []
+    for offset in range(-1, 3):
+        day = DAY + timedelta(days=offset)
+        for tz in (ZoneInfo(zone), ZoneInfo("UTC")):
+            midnight = datetime(day.year, day.month, day.day, tzinfo=tz)
+            instants += [midnight - timedelta(microseconds=1), midnight,
+                         midnight + timedelta(hours=12)]
+    return [{"at": at} for at in instants]
+
+
+RANGES = [(DAY, DAY), (DAY - timedelta(days=1), DAY), (DAY, DAY + timedelta(days=1)),
+          (None, DAY), (DAY, None), (DAY + timedelta(days=1), DAY + timedelta(days=1))]
+
+
+@pytest.mark.parametrize("zone", ["America/Regina", "Pacific/Auckland"])
+def test_the_date_filter_keeps_whole_days_of_the_site_time_zone(db, settings, zone):
+    settings.TIME_ZONE = zone
+    add_events(around_midnights(zone))
+    for since, until in RANGES:
+        found = set(audit_search(since=since, until=until).values_list("seq", flat=True))
+        expected = {e.seq for e in AuditEvent.objects.all()
+                    if (since is None or timezone.localtime(e.at).date() >= since)
+                    and (until is None or timezone.localtime(e.at).date() <= until)}
+        # ... and the database's own date of each event in that zone, as the filter was before.
+        by_cast = AuditEvent.objects.all()
+        if since:
+            by_cast = by_cast.filter(at__date__gte=since)
+        if until:
+            by_cast = by_cast.filter(at__date__lte=until)
+        assert expected, (since, until)
+        assert found == expected == set(by_cast.values_list("seq", flat=True)), (since, until)
+
+
+def test_the_calendars_first_and_last_days_are_a_range_not_an_error(client, settings, auditor):
+    settings.TIME_ZONE = "Pacific/Auckland"  # its year 1 starts before UTC's can
+    add_events(around_midnights("Pacific/Auckland"))
+    client.force_login(auditor)
+    response = client.get("/audit/?since=0001-01-01&until=9999-12-31")
+    assert response.status_code == 200
+    assert response.context["page"].paginator.count == AuditEvent.objects.count()
+
+
+def test_the_audit_page_says_which_time_zone_its_dates_are_in(client, settings, auditor):
+    settings.TIME_ZONE = "America/Regina"
+    client.force_login(auditor)
+    page = client.get("/audit/").content.decode()
+    assert "whole days in the site's time zone, America/Regina" in page
+    assert "From the start of this day, America/Regina time." in page
+    assert "Through the end of this day, America/Regina time." in page
+    assert "in your browser's time zone" in page
+
+
 # --- PostgreSQL: the filters search an index --------------------------------------------------
 
 @pytest.fixture
@@ -38,6 +95,14 @@ def long_log(db) -> list[AuditEvent]:
     start = datetime(2025, 1, 1, tzinfo=ZoneInfo("UTC"))
     return add_events([{"at": start + timedelta(hours=12 * n), "actor_name": f"person{n % 40}",
                         "integration_name": f"Integration {n % 40}"} for n in range(730)])
+
+
+@postgres_only
+def test_a_date_filtered_count_searches_the_index_on_at(long_log, settings):
+    settings.TIME_ZONE = "America/Regina"
+    sql = last_query(lambda: audit_search(since=date(2025, 6, 1), until=date(2025, 6, 2)).count())
+    # Searched: an index read whole, the date of each row worked out, would be no better.
+    assert "at >=" in index_scans(sql, analyze=(TABLE,)).get("audit_at", "")
 
 
 @postgres_only

@@ -13,6 +13,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from dashboard.access import require_oversight
@@ -41,6 +42,14 @@ class AuditFilterForm(forms.Form):
                             widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, label="To",
                             widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The dates are days in the site's time zone, while the page shows each event's time
+        # in the browser's: say which zone, or a day's last events seem to be left out.
+        zone = timezone.get_current_timezone_name()
+        self.fields["since"].help_text = f"From the start of this day, {zone} time."
+        self.fields["until"].help_text = f"Through the end of this day, {zone} time."
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

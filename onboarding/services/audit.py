@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -253,30 +254,49 @@ def audit_event_row(event: AuditEvent) -> dict[str, Any]:
     return row
 
 
+def _day_start(day: date, *, days_later: int = 0) -> datetime | None:
+    """Midnight starting `day` (plus `days_later`) in the site's time zone; None past the
+    calendar's ends (year 1 ahead of UTC, the day after 9999-12-31), where no event can be."""
+    try:
+        start = datetime.combine(day + timedelta(days=days_later), time.min,
+                                 tzinfo=timezone.get_current_timezone())
+        start.astimezone(UTC)  # what the database is given: raises past the calendar's ends
+    except OverflowError:
+        return None
+    return start
+
+
 def audit_search(*, actor: str = "", action: str = "", environment: str = "",
-                 integration: str = "", since: Any = None, until: Any = None
+                 integration: str = "", since: date | None = None, until: date | None = None
                  ) -> models.QuerySet[AuditEvent]:
     """Events newest first, narrowed by actor name, action, environment, integration name or
     slug, and an inclusive date range (dates in the site's time zone)."""
     events = AuditEvent.objects.order_by("-seq")
     if actor:
+        # UPPER(actor_name) = UPPER(%s) on PostgreSQL: served by the audit_actor_upper index.
         events = events.filter(actor_name__iexact=actor.strip())
     if action:
         events = events.filter(action=action)
     if environment:
         events = events.filter(environment=environment)
     if integration:
-        found = Integration.objects.filter(
+        integration = integration.strip()
+        found = list(Integration.objects.filter(
             models.Q(name__iexact=integration) | models.Q(slug__iexact=integration)
-        ).values_list("uuid", flat=True)
-        events = events.filter(
-            models.Q(integration_name__iexact=integration.strip())
-            | models.Q(integration_uuid__in=list(found))
-        )
-    if since:
-        events = events.filter(at__date__gte=since)
-    if until:
-        events = events.filter(at__date__lte=until)
+        ).values_list("uuid", flat=True))
+        # Events keep the integration's name as it was: a renamed integration's older events
+        # match by uuid, a deleted one's only by name. Each side has its own index
+        # (audit_integration_upper, integration_uuid), which PostgreSQL ORs as bitmaps.
+        events = events.filter(models.Q(integration_name__iexact=integration)
+                               | models.Q(integration_uuid__in=found))
+    # Dates become a range of instants on `at` (its index serves it), rather than a date cast
+    # of every row's `at`: the same days, midnight to midnight in the site's time zone.
+    start = _day_start(since) if since else None
+    if start is not None:
+        events = events.filter(at__gte=start)
+    end = _day_start(until, days_later=1) if until else None
+    if end is not None:
+        events = events.filter(at__lt=end)
     return events
 
 
