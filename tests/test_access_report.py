@@ -16,11 +16,13 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from onboarding.models import AccessGrant, Environment, Integration, Role
+from onboarding.models import AccessGrant, AuditEvent, Environment, Integration, Role
 from onboarding.services.access import can
-from onboarding.services.access_report import access_report
+from onboarding.services.access_report import _last_actions, access_report
+from onboarding.services.audit import AuditAction, audit_record
 from onboarding.services.grants import grant_create
 from tests.conftest import make_user
+from tests.explain import index_scans, last_query, postgres_only
 
 PROD = Environment.PRODUCTION
 CODENAMES = [f"{role}_{env}" for env in Environment for role in Role
@@ -172,3 +174,35 @@ def test_the_access_page_makes_the_same_queries_for_a_small_and_a_large_team(sup
     small = page_queries(client)
     _team(2, 10, superuser)
     assert page_queries(client) == small
+
+
+def test_each_rows_last_production_action_is_its_newest_that_was_not_refused(
+        superuser, release_manager, outsider):
+    quiet = make_user("quiet", is_superuser=True)  # Production access, never acted there
+    for actor, action, environment in [
+            (superuser, AuditAction.CHECK, PROD), (release_manager, AuditAction.CHECK, PROD),
+            (superuser, AuditAction.PROMOTION, PROD),  # the superuser's last
+            (release_manager, AuditAction.ROLLBACK, PROD),  # the release manager's last
+            (superuser, AuditAction.DENIED, PROD), (release_manager, AuditAction.CHECK, "sandbox"),
+            (outsider, AuditAction.CHECK, PROD), (quiet, AuditAction.DENIED, PROD)]:
+        audit_record(action=action, actor=actor, environment=environment)
+    rows = {row.username: row for row in access_report()}
+    assert rows["root"].last_action.action == AuditAction.PROMOTION
+    assert rows["release"].last_action.action == AuditAction.ROLLBACK
+    assert rows["quiet"].last_action is None
+    assert "outsider" not in rows  # no Production role: not listed, whatever it did there
+
+
+@postgres_only
+def test_the_last_production_actions_are_found_in_an_index_of_production_events(superuser):
+    users = [make_user(f"person{n}", is_superuser=True) for n in range(20)]
+    # A long log in which Production actions are few, and refusals fewer still.
+    AuditEvent.objects.bulk_create(
+        AuditEvent(seq=1_000_000 + n, prev_hmac="0" * 64, hmac=f"{n:064x}",
+                   actor_id=users[n % 20].pk, actor_name=users[n % 20].username,
+                   action=AuditAction.DENIED if n % 50 == 0 else AuditAction.CHECK,
+                   environment=PROD if n % 10 == 0 else "sandbox")
+        for n in range(2000))
+    sql = last_query(lambda: _last_actions([user.pk for user in users]))
+    scans = index_scans(sql, analyze=(AuditEvent._meta.db_table,))
+    assert "actor_id =" in scans.get("audit_production_actions", ""), scans

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Max
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from onboarding.backends import load_permissions
@@ -157,12 +157,16 @@ def _added_by(rows: list[AccessRow]) -> dict[tuple[str, str], AuditEvent]:
 
 
 def _last_actions(user_ids: list[int]) -> dict[int, AuditEvent]:
+    """Each user's newest Production event that was not a refusal.
+
+    One index probe per user (the audit_production_actions partial index, read backwards from
+    the newest seq) instead of grouping every Production event the users ever made."""
     newest = (
-        AuditEvent.objects.filter(environment=PRODUCTION, actor_id__in=user_ids)
-        .exclude(action=AuditAction.DENIED)
-        .values("actor_id").annotate(last_seq=Max("seq"))
+        AuditEvent.objects.filter(environment=PRODUCTION, actor_id=OuterRef("pk"))
+        .exclude(action=AuditAction.DENIED).order_by("-seq").values("seq")[:1]
     )
-    seqs = [row["last_seq"] for row in newest]
+    seqs = (get_user_model().objects.filter(pk__in=user_ids)
+            .annotate(last_seq=Subquery(newest)).values("last_seq"))
     return {e.actor_id: e for e in AuditEvent.objects.filter(seq__in=seqs)}
 
 
