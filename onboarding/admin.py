@@ -9,8 +9,12 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
+from django.template.defaultfilters import pluralize
+from django.urls import reverse
 from django.utils.decorators import method_decorator
+from django.utils.html import format_html
 from django.views.decorators.debug import sensitive_post_parameters
 
 from dashboard.access import deny
@@ -152,8 +156,21 @@ class PackageAdminForm(forms.ModelForm):
         return cleaned
 
 
+# A package saved every day would list years of versions on its change page; the newest are
+# what an admin compares, and Production's whole history has a page of its own.
+VERSIONS_LISTED = 20
+
+
+class NewestVersionsFormSet(BaseInlineFormSet):
+    def get_queryset(self) -> QuerySet[PackageVersion]:
+        if not hasattr(self, "_queryset"):
+            self._queryset = super().get_queryset()[:VERSIONS_LISTED]
+        return self._queryset
+
+
 class VersionInline(admin.TabularInline):
     model = PackageVersion
+    formset = NewestVersionsFormSet
     extra = 0
     can_delete = False
     fields = ["number", "source", "client_id_masked", "secret_state", "company_id",
@@ -171,6 +188,12 @@ class VersionInline(admin.TabularInline):
             f"{name.replace('_', ' ')}: {describe(obj, name, secret=True)}"
             for name in PackageVersion.SECRET_FIELDS
         )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PackageVersion]:
+        # Each row names its version (package and integration) and who made it: read with the
+        # versions, not three queries a row.
+        return super().get_queryset(request).select_related("package__integration",
+                                                            "created_by")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -202,6 +225,24 @@ class OnboardingPackageAdmin(StepUpFormMixin, admin.ModelAdmin):
         ("Credentials", {"fields": list(PackageVersion.CREDENTIAL_FIELDS)}),
         ("Configuration", {"fields": list(PackageVersion.CONFIG_FIELDS)}),
     ]
+    readonly_fields = ["versions_listed"]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        return [*fieldsets, ("Versions", {"fields": ["versions_listed"]})]
+
+    @admin.display(description="Listed below")
+    def versions_listed(self, obj: OnboardingPackage) -> str:
+        total = obj.versions.count()
+        listed = (f"{total} version{pluralize(total)}, all listed." if total <= VERSIONS_LISTED
+                  else f"The newest {VERSIONS_LISTED} of {total} versions.")
+        if obj.environment != Environment.PRODUCTION:
+            return listed
+        url = reverse("dashboard:production_history", kwargs={"uuid": obj.integration.uuid})
+        return format_html('{} Every Production version, with its promotions and rollbacks, '
+                           'is on the <a href="{}">Production history</a> page.', listed, url)
 
     @admin.display(description="Version")
     def version_number(self, obj: OnboardingPackage) -> str:
@@ -290,6 +331,7 @@ class IntegrationAdminForm(forms.ModelForm):
 class IntegrationAdmin(admin.ModelAdmin):
     form = IntegrationAdminForm
     list_display = ["name", "slug", "owner", "created_at"]
+    list_select_related = ["owner"]  # one query for the page, not one per row
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     fields = ["name", "slug", "owner", "notes"]

@@ -137,6 +137,7 @@ for model, model_admin in ((User, AuditedUserAdmin), (Group, AuditedGroupAdmin))
 class AccessGrantAdmin(ReadOnlyAdmin):
     list_display = ["id", "user", "role", "integration", "valid_until", "granted_by",
                     "granted_at", "revoked_at"]
+    list_select_related = ["user", "integration", "granted_by"]  # not three queries a row
     list_filter = ["role", "integration"]
     search_fields = ["user__username", "reason"]
     readonly_fields = [f.name for f in AccessGrant._meta.fields]

@@ -7,9 +7,12 @@ import itertools
 import re
 import time
 import uuid as uuid_module
+from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from django.views.debug import SafeExceptionReporterFilter
@@ -20,9 +23,11 @@ from onboarding.models import (
     Integration,
     OnboardingPackage,
     PackageVersion,
+    Role,
 )
 from onboarding.services.audit import AuditAction
-from tests.conftest import KNOWN_PASSWORD, KNOWN_SECRET, onboard
+from onboarding.services.grants import grant_create
+from tests.conftest import KNOWN_PASSWORD, KNOWN_SECRET, make_user, onboard
 
 CLIENT_ID = "client-abcdef123456"
 USERNAME = "api.user@example.com"
@@ -500,3 +505,94 @@ def test_the_admin_keeps_an_integrations_own_name_and_slug_on_save(client, super
                            {"name": "Acme POS", "slug": "acme-pos", "notes": "kept"})
     assert response.status_code == 302
     assert Integration.objects.get().notes == "kept"
+
+
+# --- a fixed number of queries however long the list ------------------------------------------
+
+def admin_page(client, url: str) -> tuple[int, str]:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(captured), response.content.decode()
+
+
+def test_the_integration_list_makes_the_same_queries_for_2_and_12_owners(client, superuser):
+    def add(start: int, stop: int) -> None:
+        for n in range(start, stop):
+            Integration.objects.create(name=f"Store {n:02d}", slug=f"store-{n:02d}",
+                                       owner=make_user(f"owner{n:02d}"))
+
+    client.force_login(superuser)
+    add(0, 2)
+    client.get(INTEGRATIONS)  # first visit: session bookkeeping that later visits do not repeat
+    few, page = admin_page(client, INTEGRATIONS)
+    assert "owner01" in page
+    add(2, 12)
+    many, page = admin_page(client, INTEGRATIONS)
+    assert "owner11" in page
+    assert few == many, f"{few} queries for 2 integrations, {many} for 12"
+
+
+def test_the_grant_list_makes_the_same_queries_for_2_and_12_grants(client, superuser):
+    def add(start: int, stop: int) -> None:
+        for n in range(start, stop):
+            integration = Integration.objects.create(name=f"Store {n:02d}", slug=f"store-{n:02d}")
+            grant_create(user=make_user(f"holder{n:02d}"), role=Role.VIEW, reason="on call",
+                         integration=integration, valid_until=timezone.now() + timedelta(days=1),
+                         granted_by=make_user(f"granter{n:02d}", is_superuser=True))
+
+    grants = "/admin/onboarding/accessgrant/"
+    client.force_login(superuser)
+    add(0, 2)
+    client.get(grants)
+    few, page = admin_page(client, grants)
+    assert "holder01" in page and "granter01" in page
+    add(2, 12)
+    many, page = admin_page(client, grants)
+    assert "holder11" in page and "granter11" in page and "Store 11" in page
+    assert few == many, f"{few} queries for 2 grants, {many} for 12"
+
+
+def add_versions(package: OnboardingPackage, count: int) -> None:
+    """More versions of the package, each made by someone else."""
+    newest = package.versions.order_by("-number").values_list("number", flat=True).first()
+    for number in range(newest + 1, newest + 1 + count):
+        PackageVersion.objects.create(package=package, number=number, company_id=number,
+                                      created_by=make_user(f"editor{number:02d}"))
+
+
+def test_a_packages_versions_cost_the_same_queries_for_2_and_12(client, superuser, known):
+    sandbox, _ = known
+    url = f"{PACKAGES}{sandbox.package.pk}/change/"
+    client.force_login(superuser)
+    add_versions(sandbox.package, 1)
+    client.get(url)
+    few, page = admin_page(client, url)
+    assert "editor02" in page and "2 versions, all listed." in page
+    add_versions(sandbox.package, 10)
+    many, page = admin_page(client, url)
+    assert "editor12" in page and "12 versions, all listed." in page
+    assert few == many, f"{few} queries for 2 versions, {many} for 12"
+
+
+def test_a_package_lists_its_newest_20_versions_and_production_points_to_its_history(
+        client, superuser, known):
+    _, production = known
+    package = production.package
+    add_versions(package, 24)
+    client.force_login(superuser)
+    confirm_password(client)
+    response = client.get(f"{PACKAGES}{package.pk}/change/")
+    (inline,) = response.context["inline_admin_formsets"]
+    assert [v.number for v in inline.formset.get_queryset()] == list(range(25, 5, -1))
+    page = response.content.decode()
+    assert "The newest 20 of 25 versions." in page
+    history = f"/integrations/{package.integration.uuid}/production/history/"
+    assert f'href="{history}"' in page
+    assert client.get(history).content.decode().count("editor") == 24  # every version there
+
+    # The form still saves: the versions posted are the ones listed.
+    response = client.post(f"{PACKAGES}{package.pk}/change/",
+                           _form_data(package, notes="after the cap"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert package.versions.count() == 26
