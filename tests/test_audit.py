@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from onboarding.models import AuditEvent, Environment, PackageVersion
 from onboarding.services import packages as packages_service
@@ -249,6 +250,37 @@ def test_user_and_group_permission_changes_are_audited(db):
     assert event.details == {"change": "removed", "group": "Auditors",
                              "permissions": ["onboarding.view_sandbox"]}
     assert event.environment == ""
+
+
+def queries_of(change) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        change()
+    return len(captured)
+
+
+def test_recording_a_permission_change_costs_the_same_queries_for_2_and_20_permissions(db):
+    group = Group.objects.create(name="Custom")
+    permissions = list(Permission.objects.order_by("pk")[:22])  # of several apps
+    few = queries_of(lambda: group.permissions.add(*permissions[:2]))
+    many = queries_of(lambda: group.permissions.add(*permissions[2:22]))
+    assert few == many, f"{few} queries for 2 permissions, {many} for 20"
+    event = AuditEvent.objects.filter(action=AuditAction.PERMISSION_CHANGE).latest("seq")
+    assert sorted(event.details["permissions"]) == sorted(
+        f"{p.content_type.app_label}.{p.codename}" for p in permissions[2:22])
+
+
+def test_recording_a_group_change_costs_the_same_queries_for_2_and_20_groups(db):
+    groups = [Group.objects.create(name=f"Team {n:02d}") for n in range(22)]
+    groups[21].permissions.add(Permission.objects.get(codename="check_production"))
+    user = make_user("newcomer")
+    few = queries_of(lambda: user.groups.add(*groups[:2]))
+    event = AuditEvent.objects.filter(action=AuditAction.GROUP_CHANGE).latest("seq")
+    assert event.environment == ""  # neither group holds a Production permission
+    many = queries_of(lambda: user.groups.add(*groups[2:22]))
+    assert few == many, f"{few} queries for 2 groups, {many} for 20"
+    event = AuditEvent.objects.filter(action=AuditAction.GROUP_CHANGE).latest("seq")
+    assert len(event.details["groups"]) == 20
+    assert event.environment == "production"  # one of them does
 
 
 def test_becoming_a_superuser_is_audited(db):

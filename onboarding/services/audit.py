@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import Permission
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 from django.http import HttpRequest
@@ -343,7 +344,10 @@ def audit_membership_change(*, kind: str, instance: Any, action: str, model: typ
         return
     if not pk_set:
         return
-    others = list(model._default_manager.filter(pk__in=pk_set))
+    others = model._default_manager.filter(pk__in=pk_set)
+    if issubclass(model, Permission):
+        others = others.select_related("content_type")  # _label names its app: one query
+    others = list(others)
     names = sorted(_label(o) for o in others)
     details: dict[str, Any] = {
         "change": "removed" if action in ("post_remove", "post_clear") else "added"
@@ -355,9 +359,11 @@ def audit_membership_change(*, kind: str, instance: Any, action: str, model: typ
         else:
             details.update(group=_label(instance), users=names)
             groups = [instance]
+        # One query for all the groups, however many were joined or left at once.
         production = any(
             _is_production_permission(codename)
-            for g in groups for codename in g.permissions.values_list("codename", flat=True)
+            for codename in Permission.objects.filter(group__in=groups)
+            .values_list("codename", flat=True)
         )
         audit_action = AuditAction.GROUP_CHANGE
     else:
