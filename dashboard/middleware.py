@@ -4,14 +4,74 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.contrib.auth import logout
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.contrib.auth import REDIRECT_FIELD_NAME, logout
+from django.contrib.auth.middleware import LoginRequiredMiddleware
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect, resolve_url
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 
 AUTH_STARTED_KEY = "aislekeys_auth_started"
+
+
+def _is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _page_the_user_was_on(request: HttpRequest) -> str:
+    """Where to return after signing in again: for htmx the page that sent the request
+    (HX-Current-URL, a header anyone can set, so only a same-host address), else this one."""
+    if not _is_htmx(request):
+        return request.get_full_path() if request.method == "GET" else ""
+    current = request.headers.get("HX-Current-URL", "")
+    if not url_has_allowed_host_and_scheme(current, allowed_hosts={request.get_host()},
+                                           require_https=request.is_secure()):
+        return ""
+    parts = urlsplit(current)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _session_expired(request: HttpRequest) -> bool:
+    """The browser sent a session cookie the store no longer knows: it ran out (idle)."""
+    sent = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+    return bool(sent) and sent != request.session.session_key
+
+
+def login_redirect(request: HttpRequest, *, expired: bool) -> HttpResponse:
+    """To the sign-in page, coming back to the page the user was on.
+
+    An htmx request gets HX-Redirect instead of a 302: the XMLHttpRequest would follow a 302
+    itself and htmx would swap the whole sign-in page into the card, where its form (without
+    an action) posts the typed credentials to the card's URL and loses them.
+    """
+    query = QueryDict(mutable=True)
+    target = _page_the_user_was_on(request)
+    if target:
+        query[REDIRECT_FIELD_NAME] = target
+    if expired:
+        query["expired"] = "1"
+    # safe="/" as Django's redirect_to_login: ?next=/integrations/… stays readable.
+    url = resolve_url(settings.LOGIN_URL) + (f"?{query.urlencode(safe='/')}" if query else "")
+    if _is_htmx(request):
+        response = HttpResponse(status=200)
+        response["HX-Redirect"] = url
+        return response
+    return redirect(url)
+
+
+class SignInRequiredMiddleware(LoginRequiredMiddleware):
+    """Django's LoginRequiredMiddleware, telling an expired session and htmx apart.
+
+    A session that ran out while idle says so on the sign-in page, as the absolute limit does.
+    An htmx request can only come from a page that was signed in, so its session ended too.
+    """
+
+    def handle_no_permission(self, request: HttpRequest, view_func: Any) -> HttpResponse:
+        return login_redirect(request, expired=_is_htmx(request) or _session_expired(request))
 
 
 class SessionLifetimeMiddleware:
@@ -32,7 +92,7 @@ class SessionLifetimeMiddleware:
                 request.session[AUTH_STARTED_KEY] = now
             elif now - float(started) > settings.SESSION_MAX_AGE.total_seconds():
                 logout(request)
-                return redirect(f"{reverse(settings.LOGIN_URL)}?expired=1")
+                return login_redirect(request, expired=True)
         return self.get_response(request)
 
 

@@ -136,6 +136,58 @@ def test_an_idle_session_expires(client, lead):
     assert response["Location"].startswith(LOGIN)
 
 
+def test_an_idle_session_says_it_ended_on_the_sign_in_page(client, lead):
+    _login(client, "lead")
+    Session.objects.filter(session_key=client.session.session_key).update(
+        expire_date=timezone.now() - timedelta(seconds=1))
+    response = client.get("/audit/?page=2")
+    assert response["Location"] == f"{LOGIN}?next=/audit/%3Fpage%3D2&expired=1"
+    assert b"Your session ended" in client.get(response["Location"]).content
+
+
+def test_signing_in_for_the_first_time_says_nothing_about_an_ended_session(client, lead):
+    assert client.get("/")["Location"] == f"{LOGIN}?next=/"
+
+
+HTMX_FROM_INTEGRATION_PAGE = {"HTTP_HX_REQUEST": "true",
+                              "HTTP_HX_CURRENT_URL": "http://testserver/integrations/x/?tab=1"}
+
+
+def _assert_htmx_sent_to_sign_in(response) -> None:
+    """htmx navigates to HX-Redirect; a 302 it would follow and swap the sign-in page in."""
+    assert response.status_code == 200
+    assert response.content == b""
+    assert response["HX-Redirect"] == (
+        f"{LOGIN}?next=/integrations/x/%3Ftab%3D1&expired=1")
+
+
+def test_htmx_after_an_idle_expiry_is_sent_to_sign_in_and_back(client, lead, sandbox_version):
+    _login(client, "lead")
+    Session.objects.filter(session_key=client.session.session_key).update(
+        expire_date=timezone.now() - timedelta(seconds=1))
+    response = client.post(f"/packages/{sandbox_version.package.uuid}/check/",
+                           **HTMX_FROM_INTEGRATION_PAGE)
+    _assert_htmx_sent_to_sign_in(response)
+
+
+def test_htmx_after_the_absolute_lifetime_is_sent_to_sign_in_and_back(client, lead,
+                                                                      sandbox_version):
+    _login(client, "lead")
+    session = client.session
+    session[AUTH_STARTED_KEY] = time.time() - settings.SESSION_MAX_AGE.total_seconds() - 1
+    session.save()
+    response = client.post(f"/packages/{sandbox_version.package.uuid}/check/",
+                           **HTMX_FROM_INTEGRATION_PAGE)
+    _assert_htmx_sent_to_sign_in(response)
+    assert "_auth_user_id" not in client.session
+
+
+def test_htmx_from_a_foreign_page_is_not_sent_back_there(client, sandbox_version):
+    response = client.post(f"/packages/{sandbox_version.package.uuid}/check/",
+                           HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL="https://evil.test/x/")
+    assert response["HX-Redirect"] == f"{LOGIN}?expired=1"
+
+
 def test_activity_renews_the_idle_timeout(client, lead):
     _login(client, "lead")
     key = client.session.session_key
@@ -155,7 +207,7 @@ def test_a_session_ends_after_its_absolute_lifetime_however_active(client, lead)
 
     response = client.get("/")
     assert response.status_code == 302
-    assert response["Location"] == f"{LOGIN}?expired=1"
+    assert response["Location"] == f"{LOGIN}?next=/&expired=1"
     assert "_auth_user_id" not in client.session
     assert client.get("/")["Location"].startswith(LOGIN)
 

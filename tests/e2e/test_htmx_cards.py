@@ -1,0 +1,38 @@
+"""Check now and Refresh token in a real browser, beyond the happy path: an ended session, a
+failed request, keyboard focus after the swap, and what is disabled while a check runs."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.sessions.models import Session
+from playwright.sync_api import expect
+
+from tests.conftest import onboard
+from tests.e2e.pages import demo_credentials, login
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def _integration_page(integration) -> str:
+    return f"/integrations/{integration.uuid}/"
+
+
+def test_check_now_after_the_session_ended_leads_to_sign_in_and_back(page, lead, accounts_host):
+    integration = onboard("Acme POS", **demo_credentials()).package.integration
+    login(page, "lead")
+    page.goto(_integration_page(integration))
+    Session.objects.all().delete()  # as if it had been idle for longer than the timeout
+
+    page.get_by_role("button", name="Check now").click()
+    # The whole page goes to sign-in (htmx would otherwise swap the sign-in form into the card).
+    expect(page).to_have_url(re.compile(r"/accounts/login/\?next=/integrations/"))
+    expect(page.get_by_role("heading", name="Sign in", level=1)).to_be_visible()
+    expect(page.locator(".notice")).to_contain_text("Your session ended")
+
+    page.get_by_label("User name").fill("lead")
+    page.get_by_label("Password").fill("unused-in-tests-1234")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(re.escape(_integration_page(integration)) + "$"))
+    expect(page.get_by_role("heading", name="Acme POS", level=1)).to_be_visible()
