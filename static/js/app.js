@@ -70,9 +70,11 @@
   });
 
   // A refused or failed request (403, 404, 500) is not swapped by htmx: say so in the card.
+  // .env-card is on both the integration page's cards and the overview's compact cells
+  // (article.env-card.env-cell, which are not .card).
   function showError(event) {
     var elt = event.detail && event.detail.elt;
-    var card = elt && elt.closest ? elt.closest(".card") : null;
+    var card = elt && elt.closest ? elt.closest(".env-card") : null;
     var slot = card ? card.querySelector(".card-error") : null;
     if (!slot) return;
     var status = event.detail.xhr ? event.detail.xhr.status : 0;

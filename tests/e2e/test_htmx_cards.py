@@ -36,3 +36,25 @@ def test_check_now_after_the_session_ended_leads_to_sign_in_and_back(page, lead,
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(re.compile(re.escape(_integration_page(integration)) + "$"))
     expect(page.get_by_role("heading", name="Acme POS", level=1)).to_be_visible()
+
+
+@pytest.mark.parametrize("where", ["overview", "integration page"])
+@pytest.mark.parametrize("failure", ["network", 403, 404])
+def test_a_failed_check_request_says_so_in_its_cell(page, lead, where, failure):
+    integration = onboard("Acme POS", **demo_credentials()).package.integration
+    login(page, "lead")
+    if where == "integration page":
+        page.goto(_integration_page(integration))
+
+    def fail(route) -> None:
+        if failure == "network":
+            route.abort()
+        else:
+            route.fulfill(status=failure, body="refused")
+
+    page.route("**/check/", fail)
+    page.get_by_role("button", name="Check now").click()
+    expected = {"network": "could not be reached", 403: "You may not do this (HTTP 403)",
+                404: "The request failed (HTTP 404)"}[failure]
+    sandbox = page.get_by_role("article", name="Sandbox")
+    expect(sandbox.locator(".card-error")).to_contain_text(expected)
