@@ -144,6 +144,18 @@ def test_the_check_form_works_with_and_without_javascript(client, lead, sandbox_
     assert "Checking…" in html
 
 
+def test_no_template_syntax_shows_on_the_pages_with_cards(client, lead, sandbox_simulator,
+                                                          sandbox_version):
+    # Django's {# #} comments end at the line's end: a longer one is printed as text.
+    client.force_login(lead)
+    package = sandbox_version.package
+    pages = [client.get("/"), client.get(f"/integrations/{package.integration.uuid}/"),
+             client.post(check_url(package), **HTMX)]
+    for response in pages:
+        html = response.content.decode()
+        assert not re.search(r"\{#|#\}|\{%|%\}", html), html
+
+
 def test_the_countdown_carries_the_expiry_and_utc_is_on_hover(client, lead, sandbox_simulator,
                                                               sandbox_version):
     check = check_run(package=sandbox_version.package)

@@ -83,6 +83,16 @@ class Card:
     def dom_id(self) -> str:
         return f"card-{self.status.integration.uuid}-{self.status.environment.value}"
 
+    # The action buttons keep their ids across an htmx swap: htmx refocuses the element with
+    # the id that had focus, so a keyboard user stays on the button instead of <body>.
+    @property
+    def check_button_id(self) -> str:
+        return f"{self.dom_id}-check"
+
+    @property
+    def refresh_button_id(self) -> str:
+        return f"{self.dom_id}-refresh"
+
     @property
     def refresh_held(self) -> bool:
         return self.status.refresh_held

@@ -69,6 +69,31 @@
     init(target.isConnected ? target : document);
   });
 
+  // Keyboard focus across a swap. htmx refocuses the element with the id that had focus, but
+  // the card's buttons are disabled while the request runs (hx-disabled-elt) and Chromium then
+  // moves focus to <body>, so a keyboard user would start again from the top of the page.
+  // Remember the focused button before the request; when it is over (swapped or failed, the
+  // buttons enabled again) and focus is on <body>, put it back on the button with that id
+  // (the cards keep their buttons' ids), or else on the first button of the same card.
+  var focusBefore = null;
+  document.addEventListener("htmx:beforeRequest", function () {
+    var active = document.activeElement;
+    var card = active && active.closest ? active.closest(".env-card") : null;
+    focusBefore = card && active.id ? { id: active.id, card: card.id } : null;
+  });
+  document.addEventListener("htmx:afterRequest", function () {
+    var remembered = focusBefore;
+    var active = document.activeElement;
+    if (!remembered || (active && active !== document.body)) return;
+    focusBefore = null;
+    var target = document.getElementById(remembered.id);
+    if (!target || target.disabled) {
+      var card = document.getElementById(remembered.card);
+      target = card ? card.querySelector("button:not([disabled])") : null;
+    }
+    if (target) target.focus();
+  });
+
   // A refused or failed request (403, 404, 500) is not swapped by htmx: say so in the card.
   // .env-card is on both the integration page's cards and the overview's compact cells
   // (article.env-card.env-cell, which are not .card).

@@ -58,3 +58,24 @@ def test_a_failed_check_request_says_so_in_its_cell(page, lead, where, failure):
                 404: "The request failed (HTTP 404)"}[failure]
     sandbox = page.get_by_role("article", name="Sandbox")
     expect(sandbox.locator(".card-error")).to_contain_text(expected)
+
+
+@pytest.mark.parametrize("where", ["overview", "integration page"])
+def test_keyboard_focus_stays_on_check_now_and_the_outcome_is_a_status(page, lead, accounts_host,
+                                                                        where):
+    integration = onboard("Acme POS", **demo_credentials()).package.integration
+    login(page, "lead")
+    if where == "integration page":
+        page.goto(_integration_page(integration))
+    sandbox = page.get_by_role("article", name="Sandbox")
+    sandbox.get_by_role("button", name="Check now").focus()
+    page.keyboard.press("Enter")
+    expect(sandbox).to_contain_text("Passed: OK")
+    # The swapped-in card's own Check now button has focus, not <body>.
+    focused = page.evaluate("""() => {
+        const el = document.activeElement;
+        return {tag: el.tagName, text: el.textContent, inCard: !!el.closest('.env-card'),
+                connected: el.isConnected};
+    }""")
+    assert focused == {"tag": "BUTTON", "text": "Check now", "inCard": True, "connected": True}
+    expect(sandbox.get_by_role("status").filter(has_text="Passed: OK")).to_have_count(1)
