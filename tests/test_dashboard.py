@@ -277,6 +277,26 @@ def test_check_now_on_the_overview_swaps_in_a_compact_cell_and_on_the_integratio
     assert "env-cell" not in card and "Edit package" in card
 
 
+def test_check_now_on_the_integration_page_brings_its_recent_checks_along_out_of_band(
+        client, lead, sandbox_simulator, sandbox_version):
+    client.force_login(lead)
+    package = sandbox_version.package
+    page = client.get(f"/integrations/{package.integration.uuid}/").content.decode()
+    table_id = f"card-{package.integration.uuid}-sandbox-recent"
+    assert f'id="{table_id}"' in page and "No checks yet." in page
+
+    html = client.post(check_url(package), {"next": "/"}, **HTMX).content.decode()
+    assert html.lstrip().startswith("<article")  # the card is still what hx-target gets
+    recent = re.search(rf'<div class="recent-checks" id="{table_id}" hx-swap-oob="true">'
+                       r"(.*?)</div>\s*$", html, flags=re.DOTALL)
+    assert recent is not None, html
+    assert "<table" in recent[1] and "Passed: OK" in recent[1]
+    assert "iQmetrix issued a token for Sandbox" in recent[1]
+    # The overview's compact cell has no such table to update.
+    cell = client.post(check_url(package), {"view": "cell"}, **HTMX).content.decode()
+    assert "hx-swap-oob" not in cell
+
+
 def test_the_overview_shows_25_integrations_a_page(client, lead, db):
     for number in range(26):
         onboard(name=f"Integration {number:02}")

@@ -17,6 +17,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from dashboard.access import package_for
+from dashboard.views.integrations import recent_checks
 from dashboard.views.overview import card_for
 from onboarding.models import ConnectivityCheck, OnboardingPackage, Role
 from onboarding.services.audit import RequestMeta
@@ -57,11 +58,12 @@ def _run(request: HttpRequest, package: OnboardingPackage,
         card = card_for(user=request.user, integration=package.integration,
                         environment=package.environment, error=error)
         # The overview's compact cell asks for a cell back (Jinja2, as on the overview), the
-        # integration page for its card.
+        # integration page for its card, with the recent checks under it (out of band).
         context = {"card": card, "return_to": _return_to(request)}
         if request.POST.get("view") == "cell":
             return render(request, "dashboard/cell.html", context, using="jinja2")
-        return render(request, "dashboard/_card.html", context)
+        context["recent"] = recent_checks(package)
+        return render(request, "dashboard/_card_swap.html", context)
     if error:
         messages.error(request, error)
     elif check is not None and check.ok:

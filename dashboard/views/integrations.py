@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET
 from dashboard.access import integration_for
 from dashboard.views.overview import Card, cards_for
 from onboarding.crypto import DecryptionError
-from onboarding.models import ConnectivityCheck, Integration, PackageVersion
+from onboarding.models import ConnectivityCheck, Integration, OnboardingPackage, PackageVersion
 from onboarding.services.checks import check_history
 from onboarding.services.packages import UNREADABLE, mask
 
@@ -48,13 +48,16 @@ def integration_detail(request: HttpRequest, uuid: UUID) -> HttpResponse:
     })
 
 
+def recent_checks(package: OnboardingPackage | None) -> list[ConnectivityCheck]:
+    """The newest checks the integration page lists under a card (its htmx swap too)."""
+    return list(check_history(package=package)[:RECENT_CHECKS]) if package is not None else []
+
+
 def _panel(card: Card) -> EnvironmentPanel:
     status: Any = card.status
-    recent = (list(check_history(package=status.package)[:RECENT_CHECKS])
-              if status.package is not None else [])
     return EnvironmentPanel(
         card=card,
         client_id=_masked(status.version, "client_id"),
         username=_masked(status.version, "username"),
-        recent=recent,
+        recent=recent_checks(status.package),
     )

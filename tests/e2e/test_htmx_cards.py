@@ -79,3 +79,17 @@ def test_keyboard_focus_stays_on_check_now_and_the_outcome_is_a_status(page, lea
     }""")
     assert focused == {"tag": "BUTTON", "text": "Check now", "inCard": True, "connected": True}
     expect(sandbox.get_by_role("status").filter(has_text="Passed: OK")).to_have_count(1)
+
+
+def test_the_recent_checks_table_follows_check_now_on_the_integration_page(page, lead,
+                                                                            accounts_host):
+    integration = onboard("Acme POS", **demo_credentials()).package.integration
+    login(page, "lead")
+    page.goto(_integration_page(integration))
+    recent = page.locator("#env-sandbox .recent-checks")
+    expect(recent).to_contain_text("No checks yet.")
+    page.get_by_role("article", name="Sandbox").get_by_role("button", name="Check now").click()
+    expect(recent.locator("table tbody tr")).to_have_count(1)
+    expect(recent).to_contain_text("Passed: OK")
+    # app.js shows the time in the browser's zone in the out-of-band table too.
+    expect(recent.locator("time").first).to_contain_text("CST")
