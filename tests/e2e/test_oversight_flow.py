@@ -82,3 +82,15 @@ def test_an_auditor_downloads_the_access_report(page, auditor, release_manager, 
     assert "auditor" in by_user  # auditors may view Production
     assert "grant" in by_user["lead"]["how"]
     assert KNOWN_SECRET not in str(rows)
+
+
+def test_the_access_report_with_a_revoke_field_fits_a_375_pixel_screen(page, superuser, lead):
+    grant_create(user=lead, role=Role.CHECK, integration=onboard().package.integration,
+                 granted_by=superuser, valid_until=timezone.now() + timedelta(days=7),
+                 reason="Go-live week")
+    page.set_viewport_size({"width": 375, "height": 780})
+    login(page, "root")
+    page.goto("/access/")
+    expect(page.get_by_role("button", name="Revoke")).to_be_visible()
+    expect(page.get_by_label("Your password")).to_be_attached()  # the visually-hidden label
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
