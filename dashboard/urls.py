@@ -1,5 +1,4 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from dashboard.views import account
@@ -10,7 +9,7 @@ admin.site.index_title = "Integrations, packages and access"
 
 urlpatterns = [
     path("accounts/login/", account.login_view, name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/logout/", account.logout_view, name="logout"),
     path("accounts/password/", account.password_change, name="password_change"),
     path("admin/", admin.site.urls),
     path("", include("dashboard.page_urls")),

@@ -1,4 +1,4 @@
-"""Sign-in and password change. Both forms carry a password, so neither is ever logged."""
+"""Sign-in, sign-out and password change. The forms carry a password, so none is ever logged."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_POST
 
-from onboarding.services.accounts import password_changed
+from onboarding.services.accounts import password_change_required, password_changed
 from onboarding.services.audit import RequestMeta, audit_acting
 
 
@@ -35,4 +36,17 @@ def password_change(request: HttpRequest) -> HttpResponse:
         update_session_auth_hash(request, user)
         messages.success(request, "Your password was changed.")
         return redirect("dashboard:overview")
-    return render(request, "registration/password_change.html", {"form": form})
+    # Only an account marked to change its generated password is told it was generated.
+    return render(request, "registration/password_change.html", {
+        "form": form, "required": password_change_required(user=request.user),
+    })
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    """Django's sign-out, then a word on the sign-in page it leads to (LOGOUT_REDIRECT_URL).
+
+    The message is added after the session is flushed, so it survives into the next page."""
+    response = auth_views.LogoutView.as_view()(request)
+    messages.info(request, "You are signed out.")
+    return response

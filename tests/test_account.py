@@ -1,0 +1,54 @@
+"""A signed-in user's own account: changing the password at any time, and signing out."""
+
+from __future__ import annotations
+
+import pytest
+
+from onboarding.models import PasswordChangeRequired
+
+LOGIN = "/accounts/login/"
+PASSWORD_CHANGE = "/accounts/password/"
+GENERATED = b"Your password was generated for you"
+
+
+@pytest.mark.parametrize("url", ["/", "/audit/", PASSWORD_CHANGE])
+def test_every_page_of_a_signed_in_user_links_to_change_password(client, auditor, url):
+    client.force_login(auditor)
+    page = client.get(url).content.decode()
+    assert f'<a href="{PASSWORD_CHANGE}">Change password</a>' in page
+
+
+def test_sign_in_has_no_change_password_link(client, db):
+    assert b"Change password" not in client.get(LOGIN).content
+
+
+def test_a_voluntary_password_change_does_not_claim_the_password_was_generated(client, lead):
+    client.force_login(lead)
+    page = client.get(PASSWORD_CHANGE)
+    assert page.status_code == 200
+    assert b"<h1>Change your password</h1>" in page.content
+    assert GENERATED not in page.content
+
+
+def test_an_account_marked_to_change_its_password_is_told_it_was_generated(client, lead):
+    PasswordChangeRequired.objects.create(user=lead)
+    client.force_login(lead)
+    page = client.get(PASSWORD_CHANGE)
+    assert b"<h1>Choose your password</h1>" in page.content
+    assert GENERATED in page.content
+
+
+def test_signing_out_says_so_on_the_sign_in_page(client, lead):
+    client.force_login(lead)
+    response = client.post("/accounts/logout/", follow=True)
+    assert response.redirect_chain[-1][0] == LOGIN
+    assert b"You are signed out." in response.content
+    assert "_auth_user_id" not in client.session
+    # Said once: the next visit to the sign-in page is a plain one.
+    assert b"You are signed out." not in client.get(LOGIN).content
+
+
+def test_sign_out_needs_post(client, lead):
+    client.force_login(lead)
+    assert client.get("/accounts/logout/").status_code == 405
+    assert "_auth_user_id" in client.session
