@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from onboarding.models import AccessGrant, AuditEvent, Environment, Integration, Role
 from onboarding.services.access import active_grants, can, roles
-from onboarding.services.audit import AuditAction, audit_verify
+from onboarding.services.audit import AuditAction, audit_record, audit_verify
 from onboarding.services.grants import GrantError, grant_create, grant_revoke
 from tests.conftest import make_user, onboard
 from tests.explain import index_scans, last_query, postgres_only
@@ -276,6 +276,17 @@ def test_the_access_page_shows_how_each_user_has_access(client, auditor, release
     csv_body = client.get("/access/report.csv").content.decode()
     assert csv_body.splitlines()[0].startswith("user,roles,integration_roles,how")
     assert "outsider" in csv_body and "Acme POS: view reveal" in csv_body
+
+
+def test_the_last_production_action_is_in_words_on_the_page_and_a_code_in_the_csv(
+        client, auditor, release_manager, integration):
+    audit_record(action=AuditAction.CHECK, actor=release_manager, integration=integration,
+                 environment=Environment.PRODUCTION, target="check")
+    client.force_login(auditor)
+    body = client.get("/access/").content.decode()
+    assert "<td>Connectivity check <time" in body and "<td>check <time" not in body
+    csv_body = client.get("/access/report.csv").content.decode()
+    assert ",check," in csv_body
 
 
 def test_the_nav_shows_the_access_pages_only_to_those_who_may_see_them(client, auditor, lead):

@@ -326,6 +326,17 @@ def test_the_log_filters_by_actor_action_environment_integration_and_date(client
                       ).context["page"].paginator.count == 0
 
 
+def test_the_log_names_actions_in_words_and_its_exports_keep_the_codes(client, auditor, lead):
+    audit_record(action=AuditAction.REVEAL, actor=lead, environment="sandbox", target="secret")
+    audit_record(action="retired_action", actor=lead)  # a code no longer defined
+    client.force_login(auditor)
+    body = client.get("/audit/").content.decode()
+    assert "<td>Secret revealed</td>" in body and "<td>reveal</td>" not in body
+    assert "<td>retired_action</td>" in body
+    csv_body = b"".join(client.get("/audit/export.csv").streaming_content).decode()
+    assert ",reveal," in csv_body and "Secret revealed" not in csv_body
+
+
 def test_a_bad_date_range_is_a_clear_message_not_an_error(client, auditor, busy_log):
     client.force_login(auditor)
     response = client.get("/audit/?since=2026-02-02&until=2026-01-01")

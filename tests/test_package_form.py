@@ -99,7 +99,7 @@ def test_save_and_check_stores_and_runs_the_check_against_the_simulator(client, 
     assert check.trigger == CheckTrigger.SAVE
     assert check.outcome == "ok"
     assert check.requested_by == lead
-    assert any(m.startswith("Sandbox check: ok.") for m in messages_of(response))
+    assert any(m.startswith("Sandbox check: OK.") for m in messages_of(response))
     assert sandbox_simulator.token_requests == 1
 
 
@@ -112,6 +112,7 @@ def test_save_and_check_with_a_wrong_password_says_so_in_plain_words(client, lea
     check = ConnectivityCheck.objects.get()
     assert check.outcome == "invalid_credentials"
     message = next(m for m in messages_of(response) if m.startswith("Sandbox check:"))
+    assert message.startswith("Sandbox check: Invalid user name or password.")
     assert check.message in message
     assert "not-the-password" not in response.content.decode()
 
@@ -302,7 +303,7 @@ def test_save_and_check_on_edit_redirects_to_the_integration_with_the_outcome(
     response = client.post(edit_url(integration, check=True), edit_post(), follow=True)
     assert response.redirect_chain[-1][0] == f"/integrations/{integration.uuid}/"
     assert ConnectivityCheck.objects.get().outcome == "ok"
-    assert any(m.startswith("Sandbox check: ok.") for m in messages_of(response))
+    assert any(m.startswith("Sandbox check: OK.") for m in messages_of(response))
 
 
 def base_version_of(page: bytes) -> str:

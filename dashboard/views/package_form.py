@@ -182,8 +182,10 @@ def _check(request: HttpRequest, package: OnboardingPackage) -> None:
         messages.warning(request, f"No check was run: {exc}")
     else:
         level = messages.SUCCESS if result.ok else messages.ERROR
+        # The outcome's words, as the cards show them ("Invalid user name or password"), not
+        # its code.
         messages.add_message(request, level,
-                             f"{label} check: {result.outcome}. {result.message}")
+                             f"{label} check: {result.get_outcome_display()}. {result.message}")
 
 
 def _ask_for_secrets_again(form: PackageForm) -> None:

@@ -65,6 +65,16 @@ class AuditAction(models.TextChoices):
     AUDIT_EXPORT = "audit_export", "Audit log exported"
 
 
+def audit_action_label(action: str) -> str:
+    """An action code in words, as the audit log's filter names it ("reveal": "Secret
+    revealed"). Events keep their code (exports, the chain); a code no longer defined is shown
+    as it is rather than hidden."""
+    try:
+        return AuditAction(action).label
+    except ValueError:
+        return action
+
+
 @dataclass(frozen=True)
 class RequestMeta:
     """Who and from where, as far as the request tells: kept apart from HttpRequest so commands

@@ -54,7 +54,7 @@ def test_a_lead_pastes_the_curl_example_saves_and_checks_and_the_countdown_runs(
     page.get_by_role("button", name="Save and check").click()
     expect(page.get_by_role("heading", name="Acme POS", level=1)).to_be_visible()
     expect(page.locator(".messages")).to_contain_text("Saved Sandbox version 1 of Acme POS.")
-    expect(page.locator(".messages")).to_contain_text("Sandbox check: ok.")
+    expect(page.locator(".messages")).to_contain_text("Sandbox check: OK.")
     card = page.locator(".env-card", has=page.get_by_role("heading", name="Sandbox"))
     expect(card).to_contain_text("Passed")
     assert DEMO_ACCOUNT.client_secret not in page.content()

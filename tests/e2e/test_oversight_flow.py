@@ -56,7 +56,7 @@ def test_an_auditor_filters_the_audit_log_by_action(page, auditor, lead):
     expect(page).to_have_url(re.compile(r"action=integration_create"))
     expect(rows).to_have_count(2)
     actions = rows.locator("td:nth-child(4)").all_inner_texts()
-    assert set(actions) == {"integration_create"}
+    assert set(actions) == {"Integration created"}  # in words, as the filter names it
     integrations = set(rows.locator("td:nth-child(5)").all_inner_texts())
     assert integrations == {"Acme POS", "Northwind Tablets"}
 
