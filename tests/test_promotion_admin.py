@@ -344,6 +344,15 @@ def test_history_lists_versions_and_promotions_with_who_when_why(client, lead, p
         assert secret not in html
 
 
+@pytest.mark.parametrize("page", ["integration", "production_history"])
+def test_the_reason_of_a_promotion_is_a_plain_cell_not_a_flash_message(client, lead, promoted,
+                                                                       page):
+    client.force_login(lead)
+    html = client.get(reverse(f"dashboard:{page}", args=[promoted.uuid])).content.decode()
+    assert '<td class="promotion-reason">launch</td>' in html
+    assert 'class="message' not in html  # the flash messages' class (none on these pages)
+
+
 def test_outsiders_get_404(client, outsider, promoted):
     client.force_login(outsider)
     assert client.get(history_url(promoted)).status_code == 404
