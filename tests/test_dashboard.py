@@ -3,6 +3,7 @@ form posts), the integration page and the check history, through the one access 
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -192,6 +193,18 @@ def test_the_integration_page_shows_both_environments_side_by_side(client, super
     html = client.get(f"/integrations/{version.package.integration.uuid}/").content.decode()
     assert html.index('id="env-sandbox"') < html.index('id="env-production"')
     assert "777" in html and "No checks yet." in html
+
+
+def test_the_integration_page_headings_go_down_one_level_at_a_time(client, superuser,
+                                                                   sandbox_version):
+    onboard(environment=Environment.PRODUCTION)
+    client.force_login(superuser)
+    html = client.get(f"/integrations/{sandbox_version.package.integration.uuid}/").content
+    levels = [int(level) for level in re.findall(rb"<h([1-6])\b", html)]
+    assert levels[0] == 1 and levels.count(1) == 1
+    assert levels.count(2) == 2  # one per environment card
+    jumps = [(a, b) for a, b in itertools.pairwise(levels) if b > a + 1]
+    assert not jumps, levels
 
 
 def test_the_history_is_newest_first_and_paginated(client, lead, sandbox_version):
