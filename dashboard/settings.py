@@ -303,6 +303,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Served at the site's root, not under STATIC_URL: favicon.ico, which a browser asks for at
+# /favicon.ico on every page that links none (the admin's), and which was a 404 there.
+# collectstatic copies it under root/ too; base.html links that hashed, long-cached copy.
+WHITENOISE_ROOT = BASE_DIR / "static" / "root"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

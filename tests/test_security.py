@@ -247,6 +247,17 @@ def test_pages_send_a_strict_csp_and_carry_no_inline_code(client, superuser, san
         _assert_no_inline_code(url, response.content.decode())
 
 
+def test_the_favicon_is_served_at_the_root_to_anyone_and_linked_from_every_page(client, db):
+    # Browsers ask for /favicon.ico on pages that link no icon (the admin's): no 404 there.
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response["Content-Type"] in ("image/x-icon", "image/vnd.microsoft.icon")
+    assert b"".join(response.streaming_content).startswith(b"\x00\x00\x01\x00")  # an ICO
+    linked = re.search(r'<link rel="icon" href="([^"]+)">', client.get(LOGIN).content.decode())
+    assert linked is not None
+    assert client.get(linked[1]).status_code == 200
+
+
 def test_pages_showing_a_package_are_never_cached(client, superuser, sandbox_version):
     client.force_login(superuser)
     for url in ["/", f"/integrations/{sandbox_version.package.integration.uuid}/",
