@@ -138,8 +138,10 @@ def test_the_check_form_works_with_and_without_javascript(client, lead, sandbox_
     rows = re.search(r'<div class="integration-rows"([^>]*)>', html)
     assert rows and 'hx-target="closest .env-cell"' in rows.group(1)
     assert 'hx-swap="outerHTML"' in rows.group(1)
-    assert 'hx-disabled-elt="find button"' in rows.group(1)
     assert 'hx-indicator="closest .env-cell"' in rows.group(1)
+    # ... and from their cell, which buttons wait meanwhile: all of the cell's.
+    cell_id = f"card-{sandbox_version.package.integration.uuid}-sandbox"
+    assert f'<div class="card-actions" hx-disabled-elt="#{cell_id} button">' in html
     assert html.index('class="integration-rows"') < form.start()
     assert "csrfmiddlewaretoken" in html
     assert "Checking…" in html

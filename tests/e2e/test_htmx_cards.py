@@ -9,6 +9,8 @@ import pytest
 from django.contrib.sessions.models import Session
 from playwright.sync_api import expect
 
+from onboarding.services import checks
+from onboarding.services.checks import check_run
 from tests.conftest import onboard
 from tests.e2e.pages import demo_credentials, login
 
@@ -93,3 +95,25 @@ def test_the_recent_checks_table_follows_check_now_on_the_integration_page(page,
     expect(recent).to_contain_text("Passed: OK")
     # app.js shows the time in the browser's zone in the out-of-band table too.
     expect(recent.locator("time").first).to_contain_text("CST")
+
+
+@pytest.mark.parametrize("where", ["overview", "integration page"])
+def test_while_check_now_runs_every_button_of_the_cell_is_disabled(page, lead, accounts_host,
+                                                                   where, monkeypatch):
+    # A check right after another would be answered with that one (a double click), at once.
+    monkeypatch.setattr(checks, "DEDUPE_SECONDS", 0.0)
+    package = onboard("Acme POS", **demo_credentials()).package
+    check_run(package=package, actor=lead)  # holds a refresh token: Refresh token is offered
+    accounts_host.latency_ms = 1500  # the next exchange takes a while
+    login(page, "lead")
+    if where == "integration page":
+        page.goto(_integration_page(package.integration))
+    sandbox = page.get_by_role("article", name="Sandbox")
+    refresh = sandbox.get_by_role("button", name="Refresh token")
+    expect(refresh).to_be_enabled()
+    sandbox.get_by_role("button", name="Check now").click()
+    expect(refresh).to_be_disabled()
+    expect(sandbox.get_by_role("button", name="Check now")).to_be_disabled()
+    # Once the new cell is in, its buttons work again.
+    expect(refresh).to_be_enabled(timeout=10_000)
+    expect(sandbox.get_by_role("button", name="Check now")).to_be_enabled()
