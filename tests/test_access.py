@@ -314,6 +314,14 @@ def test_a_superuser_grants_and_revokes_from_the_dashboard_after_confirming(clie
     assert not AccessGrant.objects.get().is_active()
 
 
+def test_the_grant_form_names_the_time_zone_its_until_is_read_in(client, superuser, settings):
+    settings.TIME_ZONE = "America/Regina"
+    client.force_login(superuser)
+    body = client.get("/access/grants/new/").content.decode()
+    assert "e.g. 2026-12-31 18:00, in America/Regina time" in body
+    assert "the site's time zone" not in body
+
+
 @pytest.mark.parametrize(("zone", "valid_until", "message"), [
     # Behind UTC: 9999-12-31 23:00 there is in the year 10000 in UTC.
     ("America/Regina", "9999-12-31 23:00", "A grant can last at most 366 days"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.models import User
@@ -146,6 +147,17 @@ def test_secrets_are_never_new_only_changed_and_never_values(checked_sandbox, re
     assert copy["client_id"] == "new"
     assert preview.default_credentials == "copy"  # Production has no credentials yet
     assert KNOWN_SECRET not in repr(preview.diff_copy) + repr(preview.diff_keep)
+
+
+def test_the_passing_check_verdict_names_the_time_zone_of_its_time(checked_sandbox,
+                                                                   release_manager, settings):
+    settings.TIME_ZONE = "America/Regina"  # UTC-6 all year
+    check = ConnectivityCheck.objects.get()
+    preview = promotion_preview(integration=checked_sandbox.package.integration,
+                                actor=release_manager)
+    local = check.sent_at.astimezone(ZoneInfo("America/Regina"))
+    assert (f"Sandbox v1 passed a connectivity check at {local:%Y-%m-%d %H:%M} "
+            "(America/Regina).") in [verdict.sentence for verdict in preview.verdicts]
 
 
 def test_field_diff_treats_both_empty_as_unchanged():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from typing import Any
 from uuid import UUID
 
 from django import forms
@@ -11,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -61,11 +63,17 @@ class GrantForm(forms.Form):
     integration = forms.ModelChoiceField(queryset=Integration.objects.order_by("name"),
                                          required=False, empty_label="All integrations")
     valid_until = forms.DateTimeField(
-        label="Until", help_text="e.g. 2026-12-31 18:00 (the site's time zone)",
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+        label="Until", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
     confirm_password = forms.CharField(required=False, strip=False,
                                        widget=forms.PasswordInput, label="Your password")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The time typed is read in TIME_ZONE, which the person granting may not know: name it
+        # (per form, not at import, so it is the zone in force).
+        self.fields["valid_until"].help_text = (
+            f"e.g. 2026-12-31 18:00, in {timezone.get_current_timezone_name()} time")
 
 
 def _managers_only(request: HttpRequest, allowed: bool) -> None:

@@ -189,8 +189,10 @@ def _check_verdict(sandbox: PackageVersion, *, now: Any) -> GuardVerdict:
         return GuardVerdict(False, f"The last passing check of {label} is {_age_words(age)} "
                                    f"old; promotion needs one from the last "
                                    f"{_age_words(max_age)}: check again.")
+    # The confirmation is a server-rendered admin page, so the time is in TIME_ZONE: name it.
     return GuardVerdict(True, f"{label} passed a connectivity check at "
-                              f"{timezone.localtime(last.sent_at):%Y-%m-%d %H:%M}.")
+                              f"{timezone.localtime(last.sent_at):%Y-%m-%d %H:%M} "
+                              f"({timezone.get_current_timezone_name()}).")
 
 
 def _permission_verdict(*, actor: Any, integration: Integration) -> GuardVerdict:
