@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
-import argparse
 import signal
 from types import FrameType
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from onboarding.management.commands._arguments import whole_number
 from onboarding.simulator import DEMO_ACCOUNT, Simulator, load_accounts
-
-
-def _bounded(value: str, high: int, what: str, note: str = "") -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = -1
-    if not 0 <= number <= high:
-        raise argparse.ArgumentTypeError(f"must be {what} from 0 to {high}{note}")
-    return number
 
 
 def _port(value: str) -> int:
     # Checked here, as a usage error: bind() raises OverflowError, not OSError, above 65535.
-    return _bounded(value, 65535, "a port number", " (0: any free one)")
+    return whole_number(value, low=0, high=65535, what="a port number",
+                        note=" (0: any free one)")
 
 
 def _latency(value: str) -> int:
     # A minute is longer than any client waits; far larger values overflow time.sleep().
-    return _bounded(value, 60_000, "a number of milliseconds")
+    return whole_number(value, low=0, high=60_000, what="a number of milliseconds")
 
 
 class Command(BaseCommand):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import signal
 import threading
 from datetime import timedelta
@@ -13,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import InterfaceError, OperationalError, connections
 from django.utils import timezone
 
+from onboarding.management.commands._arguments import whole_number
 from onboarding.services.schedule import (
     DEFAULT_INTERVAL,
     MAX_CONCURRENCY,
@@ -29,22 +29,12 @@ _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 MAX_INTERVAL = 7 * 24 * 3600
 
 
-def _whole(value: str, low: int, high: int, unit: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = None
-    if number is None or not low <= number <= high:
-        raise argparse.ArgumentTypeError(f"must be a whole number {unit}from {low} to {high}")
-    return number
-
-
 def _interval(value: str) -> int:
-    return _whole(value, 1, MAX_INTERVAL, "of seconds ")
+    return whole_number(value, low=1, high=MAX_INTERVAL, what="a whole number of seconds")
 
 
 def _concurrency(value: str) -> int:
-    return _whole(value, 1, MAX_CONCURRENCY, "")
+    return whole_number(value, low=1, high=MAX_CONCURRENCY, what="a whole number")
 
 
 class Command(BaseCommand):
