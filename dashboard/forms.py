@@ -84,6 +84,14 @@ def _merge_paste(data: QueryDict) -> tuple[QueryDict, list[str], str | None, str
     return merged, taken, None, pasted.environment
 
 
+def rebase_form(form: forms.BaseForm, current: PackageVersion | None) -> None:
+    """After a save refused as stale: the page now describes `current`, so the next Save,
+    made after looking at it, is based on it (else it would be refused again and again).
+    For both package forms, the dashboard's and the admin's."""
+    form.data = form.data.copy()
+    form.data["base_version"] = str(current.number if current is not None else 0)
+
+
 class PackageForm(forms.Form):
     paste = forms.CharField(
         label="The cURL command or the Postman environment", required=False, strip=False,
@@ -141,12 +149,6 @@ class PackageForm(forms.Form):
         self.initial["base_version"] = current.number if current is not None else 0
         if current is not None:
             self._describe_current(current)
-
-    def rebase(self, current: PackageVersion | None) -> None:
-        """After a save refused as stale: the page now describes `current`, so the next Save,
-        made after looking at it, is based on it (else it would be refused again and again)."""
-        self.data = self.data.copy()
-        self.data["base_version"] = str(current.number if current is not None else 0)
 
     def _describe_current(self, current: PackageVersion) -> None:
         self.initial.update({name: getattr(current, name)

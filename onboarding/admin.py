@@ -18,6 +18,7 @@ from django.utils.html import format_html
 from django.views.decorators.debug import sensitive_post_parameters
 
 from dashboard.access import deny
+from dashboard.forms import rebase_form
 from dashboard.stepup import stepup_is_fresh, stepup_redirect
 from onboarding.admin_access import (  # the import also registers users, groups, grants
     STEPUP_FIELD,
@@ -132,9 +133,7 @@ class PackageAdminForm(forms.ModelForm):
         current = self.instance.current_version if self.instance.pk else None
         stale = package_changed_since(current=current, based_on=cleaned.get("base_version"))
         if stale:
-            # The page shows `current` again: the next Save, after a look at it, goes ahead.
-            self.data = self.data.copy()
-            self.data["base_version"] = str(current.number if current else 0)
+            rebase_form(self, current)
             raise ValidationError(stale)
         try:
             self.data_for_service = self.package_data(current)

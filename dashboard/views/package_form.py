@@ -21,7 +21,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from dashboard.access import deny, integration_for, require_for
-from dashboard.forms import SENSITIVE_FIELDS, NewIntegrationForm, PackageForm
+from dashboard.forms import SENSITIVE_FIELDS, NewIntegrationForm, PackageForm, rebase_form
 from dashboard.stepup import stepup_confirm, stepup_is_fresh
 from onboarding.models import (
     CheckTrigger,
@@ -122,7 +122,7 @@ def _edit(request: HttpRequest, *, uuid: UUID, environment: str, check: bool) ->
         except (ValidationError, PackageError) as exc:
             _add_error(form, exc)
             if isinstance(exc, PackageChanged):
-                form.rebase(current)
+                rebase_form(form, current)
         else:
             return _saved(request, form, stored=stored, check=check)
     check_allowed = can(user=request.user, action=Role.CHECK, environment=env,
