@@ -49,6 +49,10 @@ class Exchange:
         self.http.send_response(status)
         self.http.send_header("Content-Type", content_type)
         self.http.send_header("Content-Length", str(len(data)))
+        # The server closes every connection after one answer (see _RequestHandler), so it says
+        # so: without the header a client may reuse the connection for its next request (the
+        # /v1/me after a token) and, when the close arrives first, fail to send it.
+        self.http.send_header("Connection", "close")
         for name, value in (headers or {}).items():
             self.http.send_header(name, value)
         self.http.end_headers()
