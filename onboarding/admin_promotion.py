@@ -30,13 +30,14 @@ from onboarding.services.promotion import (
     promotion_preview,
     rollback_apply,
 )
+from onboarding.services.reasons import REASON_MAX_LENGTH
 
 TEMPLATES = "admin/onboarding/integration/"
 STEPUP_FAILED = "Your password was not confirmed; nothing was changed. Enter it again."
 NO_REASON = "Give a reason; nothing was changed."
-# The rules of the dashboard's reason fields: at most 2,000 characters, no NUL (which
-# PostgreSQL cannot store in text).
-_REASON = forms.CharField(max_length=2000)
+# The service's reason rule (onboarding/services/reasons.py) as a form field, checked before the
+# step-up so that a refusal writes no audit event, and worded as the dashboard's forms word it.
+_REASON = forms.CharField(max_length=REASON_MAX_LENGTH)
 
 
 def _context(modeladmin: admin.ModelAdmin, request: HttpRequest, **extra: Any) -> dict[str, Any]:

@@ -86,6 +86,9 @@ def test_a_revoked_grant_gives_nothing_and_both_ends_are_audited(outsider, super
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"valid_until": timezone.now() - timedelta(minutes=1)}, "future"),
     ({"reason": "  "}, "reason"),
+    # Kept in the grant and in its audit event: what a reviewer can read, and storable text.
+    ({"reason": "x" * 2001}, "has 2,001 characters; keep it to 2,000"),
+    ({"reason": "on call\x00"}, "null character"),
     ({"role": "admin"}, "Unknown role"),
     ({"valid_until": timezone.now() + timedelta(days=367)}, "at most 366 days"),
     # Converted to UTC for the database, this end is past datetime's year 9999.
@@ -342,6 +345,21 @@ def test_a_grant_end_out_of_range_is_a_field_error_not_a_500(client, superuser, 
     assert message in response.content.decode()
     assert not AccessGrant.objects.exists()
     assert not AuditEvent.objects.filter(action=AuditAction.GRANT).exists()
+
+
+def test_a_grant_reason_too_long_is_a_field_error_and_keeps_the_form(client, superuser,
+                                                                      outsider):
+    client.force_login(superuser)
+    body = client.get("/access/grants/new/").content.decode()
+    assert 'maxlength="2000"' in body
+    reason = "on call " * 300  # 2,400 characters
+    response = client.post("/access/grants/new/", {
+        "user": "outsider", "role": "check", "valid_until": later(days=1).strftime(
+            "%Y-%m-%d %H:%M"), "reason": reason, "confirm_password": PASSWORD})
+    assert response.status_code == 400
+    assert list(response.context["form"].errors) == ["reason"]
+    assert response.context["form"]["reason"].value() == reason
+    assert not AccessGrant.objects.exists()
 
 
 def test_only_grant_managers_reach_the_grant_actions(client, auditor, outsider, lead):

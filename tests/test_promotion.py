@@ -224,6 +224,28 @@ def test_refused_without_a_reason(checked_sandbox, release_manager, reason):
     assert reasons == ["Give a reason for the promotion."]
 
 
+# The service's own rule, for every caller (commands and scripts have no form field): the
+# reason goes into the promotion row and the audit event.
+@pytest.mark.parametrize(("reason", "sentence"), [
+    ("x" * 2001, "The reason for the promotion has 2,001 characters; keep it to 2,000."),
+    ("INC-4711\x00", "The reason for the promotion contains a null character; remove it."),
+])
+def test_refused_with_a_reason_that_cannot_be_kept(checked_sandbox, release_manager, reason,
+                                                   sentence):
+    before = snapshot()
+    reasons = refused(checked_sandbox.package.integration, release_manager, reason=reason)
+    assert reasons == [sentence]
+    assert snapshot() == before
+
+
+def test_a_reason_of_2000_characters_is_kept(checked_sandbox, release_manager):
+    promotion = promotion_apply(
+        integration=checked_sandbox.package.integration, actor=release_manager,
+        reason=f"  {'x' * 2000}  ", copy_credentials=True, reviewed_sandbox_version=None,
+        reviewed_production_version=None)
+    assert promotion.reason == "x" * 2000
+
+
 def test_refused_for_a_user_without_the_promote_right(checked_sandbox, lead):
     reasons = refused(checked_sandbox.package.integration, lead)
     assert reasons == ["You may not promote this integration to Production."]
@@ -354,6 +376,16 @@ def test_rollback_needs_a_reason_and_the_right(three_production_versions, lead):
                                   "Give a reason for the rollback."]
     assert snapshot() == before
     assert AuditEvent.objects.filter(action="denied", target="rollback").count() == 1
+
+
+def test_rollback_refuses_a_reason_too_long_to_keep(three_production_versions, release_manager):
+    before = snapshot()
+    with pytest.raises(PromotionRefused) as info:
+        rollback_apply(integration=three_production_versions, actor=release_manager,
+                       to_version_number=1, reason="y" * 5000)
+    assert info.value.reasons == ["The reason for the rollback has 5,000 characters; "
+                                  "keep it to 2,000."]
+    assert snapshot() == before
 
 
 def test_rollback_without_production_is_refused(checked_sandbox, release_manager):

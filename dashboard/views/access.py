@@ -28,6 +28,7 @@ from onboarding.services.grants import (
     grant_may_revoke,
     grant_revoke,
 )
+from onboarding.services.reasons import REASON_MAX_LENGTH
 
 REPORT_PERMISSION = "onboarding.view_access_report"
 
@@ -64,7 +65,8 @@ class GrantForm(forms.Form):
                                          required=False, empty_label="All integrations")
     valid_until = forms.DateTimeField(
         label="Until", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+    reason = forms.CharField(max_length=REASON_MAX_LENGTH,
+                             widget=forms.Textarea(attrs={"rows": 2}))
     confirm_password = forms.CharField(required=False, strip=False,
                                        widget=forms.PasswordInput, label="Your password")
 

@@ -23,6 +23,7 @@ from onboarding.services.promotion import (
     promotion_history,
     rollback_apply,
 )
+from onboarding.services.reasons import REASON_MAX_LENGTH
 
 PRODUCTION = Environment.PRODUCTION
 
@@ -31,7 +32,7 @@ class RollbackForm(forms.Form):
     to_version = forms.IntegerField(min_value=1, error_messages={
         "required": "Choose the version to roll back to.",
         "invalid": "Choose the version to roll back to."})
-    reason = forms.CharField(max_length=2000, error_messages={
+    reason = forms.CharField(max_length=REASON_MAX_LENGTH, error_messages={
         "required": "Give a reason for the rollback."})
     confirm_password = forms.CharField(required=False, strip=False)
 

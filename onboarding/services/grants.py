@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from onboarding.models import AccessGrant, Environment, Integration, Role
 from onboarding.services.audit import AuditAction, RequestMeta, audit_record
+from onboarding.services.reasons import reason_refusal
 
 GRANT_PERMISSION = "onboarding.add_accessgrant"
 REVOKE_PERMISSION = "onboarding.change_accessgrant"
@@ -76,8 +77,9 @@ def grant_create(
                          f"{GRANT_PERMISSION} permission).")
     if role not in Role.values:
         raise GrantError(f"Unknown role '{role}'; choose one of {', '.join(Role.values)}.")
-    if not (reason or "").strip():
-        raise GrantError("Give a reason for the grant.")
+    refusal = reason_refusal(reason, what="grant")
+    if refusal:
+        raise GrantError(refusal, field="reason")
     if timezone.is_naive(valid_until):
         valid_until = timezone.make_aware(valid_until)
     # Aware datetimes compare without converting to UTC, so even year 9999 is safe here.

@@ -35,6 +35,7 @@ from onboarding.models import (
 from onboarding.services.access import active_grants, can
 from onboarding.services.audit import AuditAction, RequestMeta, audit_record
 from onboarding.services.packages import UNREADABLE, mask, version_create
+from onboarding.services.reasons import reason_refusal
 
 DIFF_FIELDS = PackageVersion.CREDENTIAL_FIELDS + PackageVersion.CONFIG_FIELDS
 FIELD_LABELS = {
@@ -291,10 +292,10 @@ def _changed_since_review(label: str, *, current: PackageVersion | None,
 
 
 def _reason_or_refuse(reason: str | None, reasons: list[str], *, what: str) -> str:
-    reason = (reason or "").strip()
-    if not reason:
-        reasons.append(f"Give a reason for the {what}.")
-    return reason
+    refusal = reason_refusal(reason, what=what)
+    if refusal:
+        reasons.append(refusal)
+    return (reason or "").strip()
 
 
 def promotion_apply(
