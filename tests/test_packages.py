@@ -151,9 +151,24 @@ def test_an_overlong_integration_name_is_refused_and_writes_nothing(secrets_in_e
 def test_a_slug_taken_by_another_name_is_refused_and_writes_nothing(secrets_in_env):
     _call("onboard", *ONBOARD)
     before = _counts()
-    with pytest.raises(CommandError, match="already uses the short name 'acme-pos'"):
-        _call("onboard", "Acme-POS", *ONBOARD[1:])
+    with pytest.raises(CommandError, match="already has this name or uses it as its slug"):
+        _call("onboard", "Acme-POS", *ONBOARD[1:])  # the slug of "Acme POS"
     assert _counts() == before
+    with pytest.raises(CommandError, match="already uses the short name 'acme-pos'"):
+        _call("onboard", "Acme  POS", *ONBOARD[1:])
+    assert _counts() == before
+
+
+@pytest.mark.django_db
+def test_another_spelling_of_an_existing_name_is_refused_not_made_a_twin(secrets_in_env):
+    # The slug an admin chose differs from the name's, so only the name can clash.
+    Integration.objects.create(name="Store Kiosk", slug="kiosk-7")
+    before = _counts()
+    with pytest.raises(CommandError, match="Another integration already has this name") as caught:
+        _call("onboard", "store kiosk", *ONBOARD[1:])
+    assert caught.value.returncode == 1 and "Nothing was stored." in str(caught.value)
+    assert _counts() == before
+    assert list(Integration.objects.values_list("name", flat=True)) == ["Store Kiosk"]
 
 
 @pytest.mark.django_db

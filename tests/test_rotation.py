@@ -144,8 +144,10 @@ def test_rotation_works_in_small_batches(written_under_a):
         assert _run("--check")[0] == 0
 
 
-def test_a_batch_size_below_one_is_a_usage_error(written_under_a):
+@pytest.mark.parametrize("size", ["0", "10001", "ten", "1e3"])
+def test_a_batch_size_out_of_range_is_a_usage_error(written_under_a, size):
     with (override_settings(FIELD_ENCRYPTION_KEYS=f"{KEY_B},{KEY_A}"),
-          pytest.raises(CommandError, match="batch-size")):
-        call_command("rotate_encryption_keys", "--batch-size", "0", stdout=io.StringIO())
+          pytest.raises(CommandError, match="--batch-size: must be a whole number of rows "
+                                            "from 1 to 10000")):
+        call_command("rotate_encryption_keys", "--batch-size", size, stdout=io.StringIO())
     assert set(_stored_key_ids()) == {"A"}

@@ -142,6 +142,13 @@ def integration_get_or_create(
     slug = slugify(name)[:120]
     if not slug:
         raise PackageError("The integration name needs at least one letter or digit.")
+    # Found neither by name nor slug, but perhaps by another spelling ("store kiosk" for "Store
+    # Kiosk"): the same rule as the dashboard's and the admin's forms, so no command makes a
+    # near-twin that people and commands could not tell apart.
+    taken = integration_names_taken(name=name, slug=slug)
+    if taken:
+        raise PackageError(taken.get("name")
+                           or f"Another integration already uses the short name '{slug}'.")
     try:
         with transaction.atomic():
             integration = Integration.objects.create(name=name, slug=slug, owner=actor)

@@ -4,15 +4,16 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from onboarding.management.commands._arguments import whole_number
 from onboarding.services.keys import keys_check, keys_rotate
 
+# Each batch is one transaction holding its rows' plaintexts in memory: a cap keeps both short.
+MAX_BATCH = 10_000
 
-def _positive_int(value: str) -> int:
+
+def _batch_size(value: str) -> int:
     # 0 would page through nothing and report success with every value still on an old key.
-    number = int(value)
-    if number < 1:
-        raise ValueError(value)
-    return number
+    return whole_number(value, low=1, high=MAX_BATCH, what="a whole number of rows")
 
 
 class Command(BaseCommand):
@@ -24,8 +25,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--check", action="store_true",
                             help="count values on older keys; exit 1 if there are any")
-        parser.add_argument("--batch-size", type=_positive_int, default=500,
-                            help="rows per transaction (default 500)")
+        parser.add_argument("--batch-size", type=_batch_size, default=500,
+                            help=f"rows per transaction, 1 to {MAX_BATCH:,} (default 500)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["check"]:
