@@ -37,6 +37,8 @@ urlpatterns = [
          name="postman_export"),
     path("integrations/<uuid:uuid>/", integrations.integration_detail, name="integration"),
     # Production history and rollback (issue 4).
+    path("integrations/<uuid:uuid>/sandbox/history/", integrations.sandbox_history,
+         name="sandbox_history"),
     path("integrations/<uuid:uuid>/production/history/", promotion_views.production_history,
          name="production_history"),
     path("integrations/<uuid:uuid>/production/rollback/", promotion_views.production_rollback,

@@ -156,7 +156,7 @@ class PackageAdminForm(forms.ModelForm):
 
 
 # A package saved every day would list years of versions on its change page; the newest are
-# what an admin compares, and Production's whole history has a page of its own.
+# what an admin compares, and each environment's whole history has a dashboard page of its own.
 VERSIONS_LISTED = 20
 
 
@@ -238,7 +238,9 @@ class OnboardingPackageAdmin(StepUpFormMixin, admin.ModelAdmin):
         listed = (f"{total} version{pluralize(total)}, all listed." if total <= VERSIONS_LISTED
                   else f"The newest {VERSIONS_LISTED} of {total} versions.")
         if obj.environment != Environment.PRODUCTION:
-            return listed
+            url = reverse("dashboard:sandbox_history", kwargs={"uuid": obj.integration.uuid})
+            return format_html('{} Every Sandbox version is on the <a href="{}">Sandbox '
+                               'versions</a> page.', listed, url)
         url = reverse("dashboard:production_history", kwargs={"uuid": obj.integration.uuid})
         return format_html('{} Every Production version, with its promotions and rollbacks, '
                            'is on the <a href="{}">Production history</a> page.', listed, url)

@@ -553,12 +553,12 @@ def test_the_grant_list_makes_the_same_queries_for_2_and_12_grants(client, super
     assert few == many, f"{few} queries for 2 grants, {many} for 12"
 
 
-def add_versions(package: OnboardingPackage, count: int) -> None:
+def add_versions(package: OnboardingPackage, count: int, *, by: str = "editor") -> None:
     """More versions of the package, each made by someone else."""
     newest = package.versions.order_by("-number").values_list("number", flat=True).first()
     for number in range(newest + 1, newest + 1 + count):
         PackageVersion.objects.create(package=package, number=number, company_id=number,
-                                      created_by=make_user(f"editor{number:02d}"))
+                                      created_by=make_user(f"{by}{number:02d}"))
 
 
 def test_a_packages_versions_cost_the_same_queries_for_2_and_12(client, superuser, known):
@@ -590,6 +590,15 @@ def test_a_package_lists_its_newest_20_versions_and_production_points_to_its_his
     history = f"/integrations/{package.integration.uuid}/production/history/"
     assert f'href="{history}"' in page
     assert client.get(history).content.decode().count("editor") == 24  # every version there
+
+    # Sandbox's change page points to its own page of every version.
+    sandbox_package = known[0].package
+    add_versions(sandbox_package, 24, by="tester")
+    page = client.get(f"{PACKAGES}{sandbox_package.pk}/change/").content.decode()
+    assert "The newest 20 of 25 versions." in page
+    versions = f"/integrations/{sandbox_package.integration.uuid}/sandbox/history/"
+    assert f'href="{versions}"' in page
+    assert client.get(versions).content.decode().count("tester") == 24
 
     # The form still saves: the versions posted are the ones listed.
     response = client.post(f"{PACKAGES}{package.pk}/change/",

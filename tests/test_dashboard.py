@@ -353,3 +353,51 @@ def test_the_overview_rows_escape_what_they_show(client, lead, sandbox_simulator
     assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt; &amp; Co" in html
     assert "&lt;b id=&#34;injected&#34;&gt;bold&lt;/b&gt;" in html
     assert "<img src=x" not in html and '<b id="injected">' not in html
+
+
+def sandbox_history_url(integration) -> str:
+    return f"/integrations/{integration.uuid}/sandbox/history/"
+
+
+def test_every_sandbox_version_is_listed_newest_first_without_secrets(client, lead,
+                                                                       sandbox_version):
+    integration = sandbox_version.package.integration
+    client.force_login(lead)
+    assert f'href="{sandbox_history_url(integration)}"' in client.get(
+        f"/integrations/{integration.uuid}/").content.decode()
+    for company_id in range(2, 5):
+        onboard(company_id=company_id)
+    with CaptureQueriesContext(connection) as few:
+        response = client.get(sandbox_history_url(integration))
+    assert response.status_code == 200
+    html = response.content.decode()
+    numbers = [int(n) for n in re.findall(r"<td>v(\d+)", html)]
+    assert numbers == [4, 3, 2, 1]
+    assert "<td>v4 (current)</td>" in html and "(current)" not in html.split("<td>v3")[1]
+    assert "cl…56" in html and "client-abcdef123456" not in html  # masked
+    assert_no_secret(response.content)
+    for company_id in range(5, 30):
+        onboard(company_id=company_id)
+    with CaptureQueriesContext(connection) as many:
+        html = client.get(sandbox_history_url(integration)).content.decode()
+    assert html.count("<td>v") == 29
+    assert len(many) == len(few), "the page must not cost a query per version"
+
+
+def test_sandbox_versions_are_404_for_who_may_not_view_sandbox(client, outsider, superuser,
+                                                                sandbox_version):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from onboarding.models import Role
+    from onboarding.services.grants import grant_create
+
+    integration = sandbox_version.package.integration
+    client.force_login(outsider)
+    assert client.get(sandbox_history_url(integration)).status_code == 404
+    # A Production grant on this integration shows the integration, not its Sandbox.
+    grant_create(user=outsider, role=Role.VIEW, valid_until=timezone.now() + timedelta(hours=1),
+                 reason="audit", granted_by=superuser, integration=integration)
+    assert client.get(f"/integrations/{integration.uuid}/").status_code == 200
+    assert client.get(sandbox_history_url(integration)).status_code == 404

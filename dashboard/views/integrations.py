@@ -6,16 +6,24 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from dashboard.access import integration_for
 from dashboard.views.overview import Card, cards_for
 from onboarding.crypto import DecryptionError
-from onboarding.models import ConnectivityCheck, Integration, OnboardingPackage, PackageVersion
+from onboarding.models import (
+    ConnectivityCheck,
+    Environment,
+    Integration,
+    OnboardingPackage,
+    PackageVersion,
+    Role,
+)
+from onboarding.services.access import can
 from onboarding.services.checks import check_history
-from onboarding.services.packages import UNREADABLE, mask
+from onboarding.services.packages import UNREADABLE, mask, package_versions
 
 RECENT_CHECKS = 5
 
@@ -45,6 +53,19 @@ def integration_detail(request: HttpRequest, uuid: UUID) -> HttpResponse:
     panels = [_panel(card) for group in groups for card in group.cards]
     return render(request, "dashboard/integration.html", {
         "integration": integration, "panels": panels, "return_to": request.get_full_path(),
+    })
+
+
+@require_GET
+def sandbox_history(request: HttpRequest, uuid: UUID) -> HttpResponse:
+    """Every Sandbox version (Production's are on its own history page, with rollbacks)."""
+    integration = integration_for(request, uuid=uuid)
+    if not can(user=request.user, action=Role.VIEW, environment=Environment.SANDBOX,
+               integration=integration):
+        raise Http404("No such integration.")
+    return render(request, "dashboard/sandbox_history.html", {
+        "integration": integration,
+        "versions": package_versions(integration=integration, environment=Environment.SANDBOX),
     })
 
 

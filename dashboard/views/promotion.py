@@ -59,6 +59,7 @@ def _page(request: HttpRequest, integration: Integration, *, errors: list[str] |
         # A refused rollback shows its form again as it was posted, reason included.
         "reason": request.POST.get("reason", ""),
         "posted_version": request.POST.get("to_version", ""),
+        "reason_max_length": REASON_MAX_LENGTH,
     }
     return render(request, "dashboard/production_history.html", context, status=status)
 

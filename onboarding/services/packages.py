@@ -341,6 +341,39 @@ def package_current(*, integration: Integration, environment: str) -> PackageVer
     return package.current_version if package else None
 
 
+@dataclass(frozen=True)
+class VersionRow:
+    """One version as a history lists it: never a secret, the client ID masked."""
+
+    version: PackageVersion
+    client_id: str
+    current: bool
+    earlier: bool  # older than the current version: what a rollback may go back to
+
+
+def package_versions(*, integration: Integration, environment: Environment | str
+                     ) -> list[VersionRow]:
+    """Every version of one environment's package, newest first (two queries)."""
+    package = (OnboardingPackage.objects.filter(integration=integration,
+                                                environment=Environment(environment))
+               .select_related("current_version").first())
+    if package is None:
+        return []
+    current = package.current_version
+    rows = []
+    for version in package.versions.select_related("created_by").order_by("-number"):
+        try:
+            client_id = mask(version.client_id)
+        except DecryptionError:
+            client_id = UNREADABLE
+        rows.append(VersionRow(
+            version=version, client_id=client_id,
+            current=current is not None and version.pk == current.pk,
+            earlier=current is not None and version.number < current.number,
+        ))
+    return rows
+
+
 def mask(value: str | None) -> str:
     """First and last characters only, e.g. 'ab…yz'; short values are masked entirely."""
     if value is None:

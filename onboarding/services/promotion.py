@@ -34,7 +34,12 @@ from onboarding.models import (
 )
 from onboarding.services.access import active_grants, can
 from onboarding.services.audit import AuditAction, RequestMeta, audit_record
-from onboarding.services.packages import UNREADABLE, mask, version_create
+from onboarding.services.packages import (
+    UNREADABLE,
+    VersionRow,
+    package_versions,
+    version_create,
+)
 from onboarding.services.reasons import reason_refusal
 
 DIFF_FIELDS = PackageVersion.CREDENTIAL_FIELDS + PackageVersion.CONFIG_FIELDS
@@ -415,23 +420,9 @@ def _production_write(
     return promotion
 
 
-def production_versions(*, integration: Integration) -> list[dict[str, Any]]:
+def production_versions(*, integration: Integration) -> list[VersionRow]:
     """Production's versions, newest first, with a masked client ID and which is current."""
-    package = (OnboardingPackage.objects.filter(integration=integration,
-                                                environment=Environment.PRODUCTION).first())
-    if package is None:
-        return []
-    current = package.current_version
-    rows = []
-    for version in package.versions.select_related("created_by").order_by("-number"):
-        client_id = _read(version, "client_id")
-        rows.append({
-            "version": version,
-            "client_id": UNREADABLE if client_id is _ABSENT else mask(client_id),
-            "current": current is not None and version.pk == current.pk,
-            "earlier": current is not None and version.number < current.number,
-        })
-    return rows
+    return package_versions(integration=integration, environment=Environment.PRODUCTION)
 
 
 def promotion_history(*, integration: Integration) -> list[Promotion]:
