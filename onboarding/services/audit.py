@@ -198,14 +198,14 @@ class AuditVerdict:
 
 
 def _chain(batch_size: int = 2000) -> Iterator[AuditEvent]:
-    # Keyset pagination: constant memory however long the log grows.
-    last_id = 0
-    while True:
-        batch = list(AuditEvent.objects.filter(id__gt=last_id).order_by("id")[:batch_size])
-        if not batch:
-            return
+    # Keyset pagination: constant memory however long the log grows. The first batch has no
+    # lower bound: the product never writes an id below 1, but a row inserted by hand with one
+    # (say -1, seq 0) would otherwise be shown by the log pages and never read here.
+    events = AuditEvent.objects.order_by("id")
+    batch = list(events[:batch_size])
+    while batch:
         yield from batch
-        last_id = batch[-1].id
+        batch = list(events.filter(id__gt=batch[-1].id)[:batch_size])
 
 
 def audit_verify() -> AuditVerdict:
