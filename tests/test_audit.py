@@ -4,6 +4,7 @@ with its filters and exports, events for permission changes, and no secret anywh
 from __future__ import annotations
 
 import json
+import uuid
 from io import StringIO
 
 import pytest
@@ -138,6 +139,41 @@ def test_an_event_written_while_verifying_is_left_to_the_next_verification(log, 
     assert verdict.checked == EVENTS
     monkeypatch.undo()
     assert audit_verify().checked == EVENTS + 1
+
+
+def test_an_event_forged_onto_the_end_past_the_head_is_detected(log):
+    # The head is left alone (its seal needs the key): the forged row follows it in position and
+    # link, as an event written during the walk would, but its HMAC is made up.
+    last = log[-1]
+    raw("INSERT INTO onboarding_auditevent (uuid, seq, at, actor_id, actor_name, ip, user_agent,"
+        " action, integration_uuid, integration_name, environment, target, details, prev_hmac,"
+        " hmac) VALUES (%s, %s, %s, NULL, 'root', NULL, '', 'grant', NULL, '', 'production',"
+        " 'grant #1', '{}', %s, %s)",
+        [uuid.uuid4().hex, last.seq + 1, last.at, last.hmac, "f" * 64])
+    forged = AuditEvent.objects.get(seq=last.seq + 1)
+    code, _, message = verify()
+    assert code == 1
+    assert f"event id {forged.pk}" in message
+    assert "altered" in message
+
+
+def test_an_event_forged_below_the_first_id_is_read_and_detected(log):
+    # An id the product never writes (the walk used to start after id 0), placed before the
+    # chain's first event; the log pages would show it as any other.
+    raw("INSERT INTO onboarding_auditevent (id, uuid, seq, at, actor_id, actor_name, ip,"
+        " user_agent, action, integration_uuid, integration_name, environment, target, details,"
+        " prev_hmac, hmac) VALUES (-1, %s, 0, %s, NULL, 'root', NULL, '', 'grant', NULL, '',"
+        " 'production', 'grant #1', '{}', %s, %s)",
+        [uuid.uuid4().hex, log[0].at, "0" * 64, "f" * 64])
+    code, _, message = verify()
+    assert code == 1
+    assert "event id -1 (seq 0" in message
+
+
+def test_the_walk_reads_every_event_in_order_across_batches(log):
+    from onboarding.services.audit import _chain
+
+    assert [e.pk for e in _chain(batch_size=2)] == [e.pk for e in log]
 
 
 def test_a_new_database_has_a_sealed_head_before_any_event(db):

@@ -198,21 +198,22 @@ class AuditVerdict:
 
 
 def _chain(batch_size: int = 2000) -> Iterator[AuditEvent]:
-    # Keyset pagination: constant memory however long the log grows.
-    last_id = 0
-    while True:
-        batch = list(AuditEvent.objects.filter(id__gt=last_id).order_by("id")[:batch_size])
-        if not batch:
-            return
+    # Keyset pagination: constant memory however long the log grows. The first batch has no
+    # lower bound: the product never writes an id below 1, but a row inserted by hand with one
+    # (say -1, seq 0) would otherwise be shown by the log pages and never read here.
+    events = AuditEvent.objects.order_by("id")
+    batch = list(events[:batch_size])
+    while batch:
         yield from batch
-        last_id = batch[-1].id
+        batch = list(events.filter(id__gt=batch[-1].id)[:batch_size])
 
 
 def audit_verify() -> AuditVerdict:
-    """Walk the chain up to the head; name the first event whose content, place or link is
-    wrong. The head is read first: events written while the walk runs (sign-ins, checks) come
-    after it and are left to the next verification, where reading the head last would have
-    counted one event too few and called the log cut."""
+    """Walk the whole chain; name the first event whose content, place or link is wrong. The
+    head is read first: events written while the walk runs (sign-ins, checks) come after it and
+    are counted by the next verification, where reading the head last would have counted one
+    event too few and called the log cut. They are still checked now: a row past the head is
+    either such an event, chained and signed, or one forged onto the end."""
     head = AuditChainHead.objects.filter(id=1).first()
     if head is None:  # made by the migrations, before any event: never deleted by the product
         return AuditVerdict(False, 0, None, "the chain head is missing: the log was "
@@ -227,8 +228,8 @@ def audit_verify() -> AuditVerdict:
     checked = 0
     last: AuditEvent | None = None
     for event in _chain():
-        if event.seq > head.events and event.seq == expected_seq:
-            break  # written after the head was read
+        # Events past the head (written after it was read) are checked like the rest, only not
+        # counted against it: skipping them unchecked let a row forged onto the end pass.
         if event.seq != expected_seq:
             return AuditVerdict(False, checked, event.id, f"expected position {expected_seq}, "
                                 f"found {event.seq}: events were deleted or reordered")
@@ -239,8 +240,9 @@ def audit_verify() -> AuditVerdict:
             return AuditVerdict(False, checked, event.id, "its content was altered")
         expected_prev = event.hmac
         expected_seq += 1
-        checked += 1
-        last = event
+        if event.seq <= head.events:
+            checked += 1
+            last = event
     if head.events != checked:
         return AuditVerdict(False, checked, head.last_event_id or None,
                             f"the log should hold {head.events} events but holds {checked}: "
