@@ -224,6 +224,16 @@ def test_the_confirm_page_never_sends_anyone_to_another_site(client, lead):
     assert response["Location"] == "/"
 
 
+@pytest.mark.parametrize("target", ["overview", "dashboard:audit", "a.b"])
+def test_the_confirm_page_takes_only_a_path_as_next(client, lead, target):
+    # A bare word was read as a URL pattern name: a 500 after the password was accepted.
+    client.force_login(lead)
+    response = client.post("/accounts/confirm/", {"password": PASSWORD, "next": target})
+    assert response.status_code == 302 and response["Location"] == "/"
+    page = client.get(f"/accounts/confirm/?next={target}")
+    assert page.status_code == 200 and f'value="{target}"'.encode() not in page.content
+
+
 def test_editing_a_production_package_in_the_admin_asks_for_the_password(client,
                                                                          release_manager):
     package = onboard(environment=PROD).package
