@@ -178,6 +178,9 @@ def test_grant_access_by_someone_without_the_right_exits_1_and_is_audited(lead, 
     (["--until", "9999-12-31T23:59:59"], 1, "at most 366 days"),  # local time, behind UTC
     (["--by", "nobody"], 1, "No user is named 'nobody'"),
     (["--integration", "nope"], 1, "No integration"),
+    # Empty was read as left out: a grant on every integration instead of a refusal.
+    (["--integration", ""], 2, "--integration is empty"),
+    (["--integration", "  "], 2, "--integration is empty"),
 ])
 def test_grant_access_refuses_bad_input(outsider, superuser, settings, args, code, message):
     settings.TIME_ZONE = "America/Regina"
