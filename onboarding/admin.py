@@ -23,6 +23,7 @@ from dashboard.stepup import stepup_is_fresh, stepup_redirect
 from onboarding.admin_access import (  # the import also registers users, groups, grants
     STEPUP_FIELD,
     ReadOnlyAdmin,
+    SelectionCheckMixin,
     StepUpFormMixin,
 )
 from onboarding.admin_promotion import ACTIONS as PROMOTION_ACTIONS
@@ -329,7 +330,7 @@ class IntegrationAdminForm(forms.ModelForm):
 
 
 @admin.register(Integration)
-class IntegrationAdmin(admin.ModelAdmin):
+class IntegrationAdmin(SelectionCheckMixin, admin.ModelAdmin):
     form = IntegrationAdminForm
     list_display = ["name", "slug", "owner", "created_at"]
     list_select_related = ["owner"]  # one query for the page, not one per row
