@@ -18,7 +18,10 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator
 from django.http import QueryDict
 from django.utils.text import slugify
 
@@ -226,3 +229,26 @@ class NewIntegrationForm(PackageForm):
             raise ValidationError("An integration with this name already exists: open it from "
                                   "the overview to edit its packages.")
         return name
+
+
+class _UserNameLengthChecked:
+    """Django's sign-in forms set the user name's max_length after building the field, so no
+    validator enforces it: a longer name went on to authenticate() and django-axes, whose
+    varchar(255) column made PostgreSQL fail the request (a 500). Here it is a field error,
+    like any other invalid value, and no account can have such a name anyway."""
+
+    fields: dict[str, forms.Field]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["username"]
+        if field.max_length:
+            field.validators.append(MaxLengthValidator(field.max_length))
+
+
+class SignInForm(_UserNameLengthChecked, AuthenticationForm):
+    pass
+
+
+class AdminSignInForm(_UserNameLengthChecked, AdminAuthenticationForm):
+    pass
