@@ -31,6 +31,7 @@ from onboarding.services.packages import (
     TEXT_MAX,
     UNREADABLE,
     PackageData,
+    integration_name_refusal,
     integration_names_taken,
     mask,
     package_validate,
@@ -222,6 +223,9 @@ class NewIntegrationForm(PackageForm):
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
+        refusal = integration_name_refusal(name=name)
+        if refusal:
+            raise ValidationError(refusal)
         slug = slugify(name)
         if not slug:
             raise ValidationError("The name needs at least one letter or digit.")

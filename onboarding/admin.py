@@ -48,6 +48,7 @@ from onboarding.services.packages import (
     UNREADABLE,
     PackageData,
     integration_delete,
+    integration_name_refusal,
     integration_names_taken,
     integration_save,
     mask,
@@ -321,6 +322,9 @@ class IntegrationAdminForm(forms.ModelForm):
         # integration's name or slug. A field with an error here skips the model's own unique
         # check, so a duplicate slug is reported once.
         cleaned = super().clean()
+        refusal = integration_name_refusal(name=cleaned.get("name") or "")
+        if refusal:
+            self.add_error("name", refusal)
         taken = integration_names_taken(name=cleaned.get("name") or "",
                                         slug=cleaned.get("slug") or "",
                                         exclude_pk=self.instance.pk)

@@ -518,6 +518,17 @@ def test_the_admin_refuses_a_name_or_slug_another_integration_answers_to(client,
     assert list(Integration.objects.values_list("name", flat=True)) == ["Acme POS"]
 
 
+def test_the_admin_refuses_a_name_with_control_characters(client, superuser, db):
+    client.force_login(superuser)
+    confirm_password(client)
+    response = client.post(f"{INTEGRATIONS}add/",
+                           {"name": "Widget\u202e POS", "slug": "widget", "notes": ""})
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == ["name"] and "cannot hold control characters" in errors["name"][0]
+    assert not Integration.objects.exists()
+
+
 def test_the_admin_keeps_an_integrations_own_name_and_slug_on_save(client, superuser, known):
     integration = Integration.objects.get()
     client.force_login(superuser)

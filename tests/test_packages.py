@@ -148,6 +148,24 @@ def test_an_overlong_integration_name_is_refused_and_writes_nothing(secrets_in_e
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("name", ["Acme\x1b[2J POS", "Acme\tPOS", "Acme \u202eSOP", "Acme\x85POS"])
+def test_a_new_name_with_control_characters_is_refused_and_writes_nothing(secrets_in_env, name):
+    # It was stored, and `packages` then printed the ESC sequence (here: clear the screen) to
+    # whoever listed the packages; an override showed the name backwards everywhere.
+    before = _counts()
+    with pytest.raises(CommandError, match="cannot hold control characters") as caught:
+        _call("onboard", name, *ONBOARD[1:])
+    assert caught.value.returncode == 1 and "Nothing was stored." in str(caught.value)
+    assert _counts() == before
+
+
+@pytest.mark.django_db
+def test_right_to_left_and_emoji_names_are_fine(secrets_in_env):
+    _call("onboard", "Acme קופה ראשית 🛒", *ONBOARD[1:])
+    assert Integration.objects.get().name == "Acme קופה ראשית 🛒"
+
+
+@pytest.mark.django_db
 def test_a_slug_taken_by_another_name_is_refused_and_writes_nothing(secrets_in_env):
     _call("onboard", *ONBOARD)
     before = _counts()

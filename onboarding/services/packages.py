@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -95,6 +96,21 @@ def package_validate(*, data: PackageData) -> None:
         raise ValidationError(errors)
 
 
+# Characters a name may not hold: C0/C1 controls (tab, newline, ESC…) and the invisible
+# bidirectional embeddings, overrides and isolates. Commands print names to terminals, where an
+# ESC sequence would run (clear the screen, rewrite earlier lines), and an override shows a name
+# spelled backwards in every list. Right-to-left text itself is fine.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def integration_name_refusal(*, name: str) -> str | None:
+    """Why `name` cannot name an integration because of the characters it holds; or None."""
+    if any(unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS for ch in name):
+        return ("The integration name cannot hold control characters (tabs, line breaks, "
+                "escape codes) or invisible text-direction overrides.")
+    return None
+
+
 def integration_find(*, name_or_slug: str) -> Integration:
     """The integration so named, else the one with that slug; raises Integration.DoesNotExist.
 
@@ -139,6 +155,9 @@ def integration_get_or_create(
         return integration_find(name_or_slug=name), False
     except Integration.DoesNotExist:
         pass
+    refusal = integration_name_refusal(name=name)  # a new name only: older ones still answer
+    if refusal:
+        raise PackageError(refusal)
     slug = slugify(name)[:120]
     if not slug:
         raise PackageError("The integration name needs at least one letter or digit.")
