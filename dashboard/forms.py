@@ -23,7 +23,6 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator
 from django.http import QueryDict
-from django.utils.text import slugify
 
 from onboarding.crypto import DecryptionError
 from onboarding.models import Environment, PackageVersion, ResponseFormat
@@ -33,6 +32,7 @@ from onboarding.services.packages import (
     PackageData,
     integration_name_refusal,
     integration_names_taken,
+    integration_slug,
     mask,
     package_validate,
 )
@@ -226,7 +226,7 @@ class NewIntegrationForm(PackageForm):
         refusal = integration_name_refusal(name=name)
         if refusal:
             raise ValidationError(refusal)
-        slug = slugify(name)
+        slug = integration_slug(name=name)
         if not slug:
             raise ValidationError("The name needs at least one letter or digit.")
         if integration_names_taken(name=name, slug=slug):

@@ -37,6 +37,7 @@ _TEXT_LABELS = {"client_id": "The client ID", "username": "The user name",
                 "client_secret": "The client secret", "password": "The password",
                 "notes": "The notes"}
 NAME_MAX = Integration._meta.get_field("name").max_length
+SLUG_MAX = Integration._meta.get_field("slug").max_length
 
 
 class PackageError(Exception):
@@ -111,6 +112,20 @@ def integration_name_refusal(*, name: str) -> str | None:
     return None
 
 
+def integration_slug(*, name: str) -> str:
+    """The slug a new integration gets from its name ("Acme POS" -> "acme-pos"), or "".
+
+    slugify() keeps ASCII only, so a name in another script ("Кофейня", "קופה ראשית") had no
+    slug and was refused as having "no letter or digit". Such a name gets the punycode of its
+    Unicode slug, the way browsers spell such domain names ("xn--e1aiboc0b6e"): still ASCII,
+    valid in the admin's slug field, and one per name."""
+    slug = slugify(name)
+    if not slug:
+        wide = slugify(name, allow_unicode=True)
+        slug = f"xn--{wide.encode('punycode').decode('ascii')}" if wide else ""
+    return slug[:SLUG_MAX]
+
+
 def integration_find(*, name_or_slug: str) -> Integration:
     """The integration so named, else the one with that slug; raises Integration.DoesNotExist.
 
@@ -158,7 +173,7 @@ def integration_get_or_create(
     refusal = integration_name_refusal(name=name)  # a new name only: older ones still answer
     if refusal:
         raise PackageError(refusal)
-    slug = slugify(name)[:120]
+    slug = integration_slug(name=name)
     if not slug:
         raise PackageError("The integration name needs at least one letter or digit.")
     # Found neither by name nor slug, but perhaps by another spelling ("store kiosk" for "Store
