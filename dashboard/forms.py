@@ -18,9 +18,11 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator
 from django.http import QueryDict
-from django.utils.text import slugify
 
 from onboarding.crypto import DecryptionError
 from onboarding.models import Environment, PackageVersion, ResponseFormat
@@ -28,7 +30,9 @@ from onboarding.services.packages import (
     TEXT_MAX,
     UNREADABLE,
     PackageData,
+    integration_name_refusal,
     integration_names_taken,
+    integration_slug,
     mask,
     package_validate,
 )
@@ -219,10 +223,36 @@ class NewIntegrationForm(PackageForm):
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
-        slug = slugify(name)
+        refusal = integration_name_refusal(name=name)
+        if refusal:
+            raise ValidationError(refusal)
+        slug = integration_slug(name=name)
         if not slug:
             raise ValidationError("The name needs at least one letter or digit.")
         if integration_names_taken(name=name, slug=slug):
             raise ValidationError("An integration with this name already exists: open it from "
                                   "the overview to edit its packages.")
         return name
+
+
+class _UserNameLengthChecked:
+    """Django's sign-in forms set the user name's max_length after building the field, so no
+    validator enforces it: a longer name went on to authenticate() and django-axes, whose
+    varchar(255) column made PostgreSQL fail the request (a 500). Here it is a field error,
+    like any other invalid value, and no account can have such a name anyway."""
+
+    fields: dict[str, forms.Field]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["username"]
+        if field.max_length:
+            field.validators.append(MaxLengthValidator(field.max_length))
+
+
+class SignInForm(_UserNameLengthChecked, AuthenticationForm):
+    pass
+
+
+class AdminSignInForm(_UserNameLengthChecked, AdminAuthenticationForm):
+    pass

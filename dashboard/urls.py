@@ -1,11 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from dashboard.forms import AdminSignInForm
 from dashboard.views import account
 
 admin.site.site_header = "Aisle Keys administration"
 admin.site.site_title = "Aisle Keys"
 admin.site.index_title = "Integrations, packages and access"
+admin.site.login_form = AdminSignInForm
 
 urlpatterns = [
     path("accounts/login/", account.login_view, name="login"),

@@ -23,6 +23,7 @@ from dashboard.stepup import stepup_is_fresh, stepup_redirect
 from onboarding.admin_access import (  # the import also registers users, groups, grants
     STEPUP_FIELD,
     ReadOnlyAdmin,
+    SelectionCheckMixin,
     StepUpFormMixin,
 )
 from onboarding.admin_promotion import ACTIONS as PROMOTION_ACTIONS
@@ -47,6 +48,7 @@ from onboarding.services.packages import (
     UNREADABLE,
     PackageData,
     integration_delete,
+    integration_name_refusal,
     integration_names_taken,
     integration_save,
     mask,
@@ -320,6 +322,9 @@ class IntegrationAdminForm(forms.ModelForm):
         # integration's name or slug. A field with an error here skips the model's own unique
         # check, so a duplicate slug is reported once.
         cleaned = super().clean()
+        refusal = integration_name_refusal(name=cleaned.get("name") or "")
+        if refusal:
+            self.add_error("name", refusal)
         taken = integration_names_taken(name=cleaned.get("name") or "",
                                         slug=cleaned.get("slug") or "",
                                         exclude_pk=self.instance.pk)
@@ -329,7 +334,7 @@ class IntegrationAdminForm(forms.ModelForm):
 
 
 @admin.register(Integration)
-class IntegrationAdmin(admin.ModelAdmin):
+class IntegrationAdmin(SelectionCheckMixin, admin.ModelAdmin):
     form = IntegrationAdminForm
     list_display = ["name", "slug", "owner", "created_at"]
     list_select_related = ["owner"]  # one query for the page, not one per row

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
@@ -90,7 +91,26 @@ class StepUpFormMixin:
         return _with_password_field(super().get_form(request, obj, **kwargs), request)
 
 
-class ActingAdminMixin(StepUpFormMixin):
+class SelectionCheckMixin:
+    """Bulk actions refuse a selection that names no row instead of failing with a 500.
+
+    Django's admin filters `pk__in=` the posted `_selected_action` values as they come: one
+    that is not a key ("abc", a NUL) raises ValueError from the lookup. The list's checkboxes
+    only post real keys, so such a value is forged or mangled; say so and change nothing."""
+
+    def response_action(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
+        pk = self.model._meta.pk
+        try:
+            for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+                pk.to_python(value)
+        except ValidationError:
+            self.message_user(request, "The selection names rows that do not exist; nothing "
+                              "was changed.", messages.WARNING)
+            return None
+        return super().response_action(request, queryset)
+
+
+class ActingAdminMixin(SelectionCheckMixin, StepUpFormMixin):
     """Run every writing admin view inside `audit_acting`, after a fresh step-up."""
 
     def _acting(self, request: HttpRequest, view: Any, *args: Any, every_method: bool = True,

@@ -378,6 +378,11 @@ def load_accounts(path: str | Path) -> list[Account]:
         raise ValueError(f"Accounts file {path} cannot be read ({type(exc).__name__}).") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"Accounts file {path} is not valid JSON (line {exc.lineno}).") from None
+    except RecursionError:
+        # json nests by recursion: "[[[…" a few thousand deep exhausts the stack. An accounts
+        # file is two levels deep; say so instead of a traceback.
+        raise ValueError(f"Accounts file {path} nests too deeply to be a list of accounts."
+                         ) from None
     if not isinstance(data, list) or not data:
         raise ValueError(f"Accounts file {path} must hold a non-empty JSON list of accounts.")
     keys = ("client_id", "client_secret", "username", "password")

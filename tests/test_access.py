@@ -178,6 +178,9 @@ def test_grant_access_by_someone_without_the_right_exits_1_and_is_audited(lead, 
     (["--until", "9999-12-31T23:59:59"], 1, "at most 366 days"),  # local time, behind UTC
     (["--by", "nobody"], 1, "No user is named 'nobody'"),
     (["--integration", "nope"], 1, "No integration"),
+    # Empty was read as left out: a grant on every integration instead of a refusal.
+    (["--integration", ""], 2, "--integration is empty"),
+    (["--integration", "  "], 2, "--integration is empty"),
 ])
 def test_grant_access_refuses_bad_input(outsider, superuser, settings, args, code, message):
     settings.TIME_ZONE = "America/Regina"
@@ -222,6 +225,16 @@ def test_the_confirm_page_never_sends_anyone_to_another_site(client, lead):
     response = client.post("/accounts/confirm/",
                            {"password": PASSWORD, "next": "https://evil.example/"})
     assert response["Location"] == "/"
+
+
+@pytest.mark.parametrize("target", ["overview", "dashboard:audit", "a.b"])
+def test_the_confirm_page_takes_only_a_path_as_next(client, lead, target):
+    # A bare word was read as a URL pattern name: a 500 after the password was accepted.
+    client.force_login(lead)
+    response = client.post("/accounts/confirm/", {"password": PASSWORD, "next": target})
+    assert response.status_code == 302 and response["Location"] == "/"
+    page = client.get(f"/accounts/confirm/?next={target}")
+    assert page.status_code == 200 and f'value="{target}"'.encode() not in page.content
 
 
 def test_editing_a_production_package_in_the_admin_asks_for_the_password(client,

@@ -10,6 +10,7 @@ import uuid as uuid_module
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -416,6 +417,26 @@ def test_the_delete_selected_action_deletes_through_the_service(client, superuse
     assert AuditEvent.objects.filter(action=AuditAction.INTEGRATION_DELETE).count() == 1
 
 
+@pytest.mark.parametrize(("url", "action"), [
+    (INTEGRATIONS, "delete_selected"), (INTEGRATIONS, "promote_to_production"),
+    (INTEGRATIONS, "roll_back_production"), ("/admin/auth/user/", "delete_selected"),
+    ("/admin/auth/group/", "delete_selected"),
+])
+def test_a_bulk_action_on_a_selection_that_is_no_row_changes_nothing(client, superuser, known,
+                                                                     url, action):
+    # Django's admin filtered pk__in=["abc"] as posted: a ValueError, a 500.
+    integration = known[0].package.integration
+    client.force_login(superuser)
+    confirm_password(client)
+    response = client.post(url, {"action": action, "post": "yes", "reason": "r",
+                                 "_selected_action": [str(integration.pk), "abc", "\x00"]},
+                           follow=True)
+    assert response.status_code == 200
+    assert b"The selection names rows that do not exist" in response.content
+    assert Integration.objects.filter(pk=integration.pk).exists()
+    assert User.objects.filter(pk=superuser.pk).exists()
+
+
 def _expire_confirmation(client) -> None:
     from dashboard.stepup import SESSION_KEY
 
@@ -495,6 +516,17 @@ def test_the_admin_refuses_a_name_or_slug_another_integration_answers_to(client,
     assert list(errors) == [field] and len(errors[field]) == 1
     assert "could not tell the two apart" in errors[field][0]
     assert list(Integration.objects.values_list("name", flat=True)) == ["Acme POS"]
+
+
+def test_the_admin_refuses_a_name_with_control_characters(client, superuser, db):
+    client.force_login(superuser)
+    confirm_password(client)
+    response = client.post(f"{INTEGRATIONS}add/",
+                           {"name": "Widget\u202e POS", "slug": "widget", "notes": ""})
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == ["name"] and "cannot hold control characters" in errors["name"][0]
+    assert not Integration.objects.exists()
 
 
 def test_the_admin_keeps_an_integrations_own_name_and_slug_on_save(client, superuser, known):

@@ -60,6 +60,16 @@ def test_a_foreign_next_address_is_ignored(client, lead, sandbox_simulator, sand
     assert response["Location"] == "/"
 
 
+@pytest.mark.parametrize("target", ["overview", "dashboard:audit", "x", "a.b"])
+def test_a_next_that_is_no_path_is_ignored(client, lead, sandbox_simulator, sandbox_version,
+                                           target):
+    # redirect() reads a bare word as a URL pattern name: "overview" was a 500 (no such
+    # name) and "dashboard:audit" a jump to the audit log.
+    client.force_login(lead)
+    response = client.post(check_url(sandbox_version.package), {"next": target})
+    assert response.status_code == 302 and response["Location"] == "/"
+
+
 def test_a_wrong_password_shows_its_plain_message(client, lead, sandbox_simulator, db):
     version = onboard(password="wrong-password-1")
     client.force_login(lead)

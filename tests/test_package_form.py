@@ -203,6 +203,21 @@ def test_a_second_integration_with_the_same_name_is_refused(client, lead, integr
     assert Integration.objects.count() == 1
 
 
+def test_a_name_with_control_characters_is_refused_at_the_field(client, lead):
+    client.force_login(lead)
+    response = client.post(NEW, new_post(name="Acme\x1b[31m POS", paste=GUIDE_CURL))
+    assert response.status_code == 200
+    assert "cannot hold control characters" in response.context["form"].errors["name"][0]
+    assert not Integration.objects.exists()
+
+
+def test_a_name_in_another_script_makes_an_integration(client, lead):
+    client.force_login(lead)
+    response = client.post(NEW, new_post(name="Кофейня", paste=GUIDE_CURL))
+    assert response.status_code == 302
+    assert Integration.objects.get().slug == "xn--e1aiboc0b6e"
+
+
 def test_an_outsider_may_not_add_integrations(client, outsider):
     client.force_login(outsider)
     assert client.get(NEW).status_code == 403

@@ -9,6 +9,7 @@ import sqlite3
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
+from django.core.validators import validate_slug
 from django.db import connection
 
 from onboarding.models import AuditEvent, Integration, PackageVersion
@@ -145,6 +146,44 @@ def test_an_overlong_integration_name_is_refused_and_writes_nothing(secrets_in_e
         _call("onboard", "N" * 121, *ONBOARD[1:])
     assert caught.value.returncode == 1
     assert _counts() == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["Acme\x1b[2J POS", "Acme\tPOS", "Acme \u202eSOP", "Acme\x85POS"])
+def test_a_new_name_with_control_characters_is_refused_and_writes_nothing(secrets_in_env, name):
+    # It was stored, and `packages` then printed the ESC sequence (here: clear the screen) to
+    # whoever listed the packages; an override showed the name backwards everywhere.
+    before = _counts()
+    with pytest.raises(CommandError, match="cannot hold control characters") as caught:
+        _call("onboard", name, *ONBOARD[1:])
+    assert caught.value.returncode == 1 and "Nothing was stored." in str(caught.value)
+    assert _counts() == before
+
+
+@pytest.mark.django_db
+def test_right_to_left_and_emoji_names_are_fine(secrets_in_env):
+    _call("onboard", "Acme קופה ראשית 🛒", *ONBOARD[1:])
+    assert Integration.objects.get().name == "Acme קופה ראשית 🛒"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("name", "slug"), [("Кофейня", "xn--e1aiboc0b6e"),
+                                            ("קופה ראשית", "xn----0hckdx6dtamkl")])
+def test_a_name_without_latin_letters_gets_an_ascii_slug(secrets_in_env, name, slug):
+    # slugify() made "" of it, and onboard refused the name as having no letter or digit.
+    _call("onboard", name, *ONBOARD[1:])
+    integration = Integration.objects.get()
+    assert (integration.name, integration.slug) == (name, slug)
+    validate_slug(integration.slug)  # the admin can save it as it is
+    _call("onboard", slug, *ONBOARD[1:])  # and commands find it by either
+    assert Integration.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_name_without_any_letter_or_digit_is_still_refused(secrets_in_env):
+    with pytest.raises(CommandError, match="at least one letter or digit"):
+        _call("onboard", "🛒 !!", *ONBOARD[1:])
+    assert not Integration.objects.exists()
 
 
 @pytest.mark.django_db

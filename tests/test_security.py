@@ -115,6 +115,18 @@ def test_the_lockout_is_per_user_name_and_address(client, lead, auditor):
     assert _login(client, "auditor").status_code == 302
 
 
+@pytest.mark.parametrize("url", [LOGIN, "/admin/login/"])
+def test_a_user_name_longer_than_any_account_has_is_a_field_error(client, db, url):
+    # Django's sign-in forms never enforced the name's max_length: a 300-character name went
+    # on to django-axes, whose varchar(255) column made PostgreSQL answer with a 500.
+    name = "n" * 300
+    response = client.post(url, {"username": name, "password": "whatever-1"})
+    assert response.status_code == 200
+    assert b"at most 150 characters" in response.content
+    assert f'value="{name}"'.encode() in response.content  # what was typed is kept
+    assert not AccessAttempt.objects.exists()
+
+
 def test_the_cool_off_is_not_a_permanent_lock():
     assert settings.AXES_COOLOFF_TIME is not None
     assert timedelta(0) < settings.AXES_COOLOFF_TIME <= timedelta(hours=24)

@@ -213,6 +213,8 @@ def test_load_accounts_reads_a_list_of_accounts(tmp_path):
         ([{"client_id": "a", "client_secret": "other-secret-9x"}], "username, password"),
         ([{**vars(OTHER), "pasword": "x"}], "unknown keys pasword"),
         ([vars(OTHER), vars(OTHER)], "entry 2 repeats"),
+        # A RecursionError (a traceback from the command) before it was caught.
+        ("[" * 100_000 + "]" * 100_000, "nests too deeply"),
     ],
 )
 def test_load_accounts_explains_a_bad_file_without_its_secrets(tmp_path, content, words):

@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
+from dashboard.forms import SignInForm
 from onboarding.services.accounts import password_change_required, password_changed
 from onboarding.services.audit import RequestMeta, audit_acting
 
@@ -20,7 +21,8 @@ from onboarding.services.audit import RequestMeta, audit_acting
 @login_not_required
 @sensitive_post_parameters("password")
 def login_view(request: HttpRequest) -> HttpResponse:
-    return auth_views.LoginView.as_view(redirect_authenticated_user=True)(request)
+    return auth_views.LoginView.as_view(redirect_authenticated_user=True,
+                                        authentication_form=SignInForm)(request)
 
 
 @sensitive_post_parameters("old_password", "new_password1", "new_password2")

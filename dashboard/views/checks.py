@@ -13,10 +13,10 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from dashboard.access import package_for
+from dashboard.navigation import local_path
 from dashboard.views.integrations import recent_checks
 from dashboard.views.overview import card_for
 from onboarding.models import ConnectivityCheck, OnboardingPackage, Role
@@ -74,8 +74,4 @@ def _run(request: HttpRequest, package: OnboardingPackage,
 
 
 def _return_to(request: HttpRequest) -> str:
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(
-            target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
-        return target
-    return "/"
+    return local_path(request, request.POST.get("next", "")) or "/"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -36,6 +37,7 @@ _TEXT_LABELS = {"client_id": "The client ID", "username": "The user name",
                 "client_secret": "The client secret", "password": "The password",
                 "notes": "The notes"}
 NAME_MAX = Integration._meta.get_field("name").max_length
+SLUG_MAX = Integration._meta.get_field("slug").max_length
 
 
 class PackageError(Exception):
@@ -95,6 +97,35 @@ def package_validate(*, data: PackageData) -> None:
         raise ValidationError(errors)
 
 
+# Characters a name may not hold: C0/C1 controls (tab, newline, ESC…) and the invisible
+# bidirectional embeddings, overrides and isolates. Commands print names to terminals, where an
+# ESC sequence would run (clear the screen, rewrite earlier lines), and an override shows a name
+# spelled backwards in every list. Right-to-left text itself is fine.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def integration_name_refusal(*, name: str) -> str | None:
+    """Why `name` cannot name an integration because of the characters it holds; or None."""
+    if any(unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS for ch in name):
+        return ("The integration name cannot hold control characters (tabs, line breaks, "
+                "escape codes) or invisible text-direction overrides.")
+    return None
+
+
+def integration_slug(*, name: str) -> str:
+    """The slug a new integration gets from its name ("Acme POS" -> "acme-pos"), or "".
+
+    slugify() keeps ASCII only, so a name in another script ("Кофейня", "קופה ראשית") had no
+    slug and was refused as having "no letter or digit". Such a name gets the punycode of its
+    Unicode slug, the way browsers spell such domain names ("xn--e1aiboc0b6e"): still ASCII,
+    valid in the admin's slug field, and one per name."""
+    slug = slugify(name)
+    if not slug:
+        wide = slugify(name, allow_unicode=True)
+        slug = f"xn--{wide.encode('punycode').decode('ascii')}" if wide else ""
+    return slug[:SLUG_MAX]
+
+
 def integration_find(*, name_or_slug: str) -> Integration:
     """The integration so named, else the one with that slug; raises Integration.DoesNotExist.
 
@@ -139,7 +170,10 @@ def integration_get_or_create(
         return integration_find(name_or_slug=name), False
     except Integration.DoesNotExist:
         pass
-    slug = slugify(name)[:120]
+    refusal = integration_name_refusal(name=name)  # a new name only: older ones still answer
+    if refusal:
+        raise PackageError(refusal)
+    slug = integration_slug(name=name)
     if not slug:
         raise PackageError("The integration name needs at least one letter or digit.")
     # Found neither by name nor slug, but perhaps by another spelling ("store kiosk" for "Store

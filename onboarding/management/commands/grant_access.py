@@ -33,10 +33,15 @@ class Command(BaseCommand):
                                "2026-12-31T18:00+00:00.", returncode=2) from None
         if timezone.is_naive(until):
             until = timezone.make_aware(until)
+        # An empty --integration (an unset shell variable, "--integration ''") must not be
+        # read as "left out": that would grant the role on every integration instead of one.
+        if options["integration"] is not None and not options["integration"].strip():
+            raise CommandError("--integration is empty: name the integration, or leave the "
+                               "option out to grant on all integrations.", returncode=2)
         user = self._user(options["user"])
         by = self._user(options["by"])
         integration = None
-        if options["integration"]:
+        if options["integration"] is not None:
             try:
                 integration = integration_find(name_or_slug=options["integration"])
             except Integration.DoesNotExist:
