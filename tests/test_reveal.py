@@ -66,6 +66,19 @@ def test_a_wrong_password_does_not_reveal(client, lead, sandbox_version):
     assert "That password is not right" in response.content.decode()
 
 
+
+def test_after_a_wrong_password_the_chosen_credential_stays_chosen(client, lead,
+                                                                   sandbox_version):
+    # Otherwise the form falls back to "Client ID", and retyping the password reveals (and
+    # audits) a credential the lead did not ask for.
+    client.force_login(lead)
+    response = client.post(url(sandbox_version.package, "secret"),
+                           {"field": "password", "confirm_password": "not-my-password"})
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert '<option value="password" selected>Password</option>' in page
+    assert '<option value="client_id" selected>' not in page
+
 def test_a_fresh_confirmation_is_not_asked_again(client, lead, sandbox_version):
     client.force_login(lead)
     package = sandbox_version.package
