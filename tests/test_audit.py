@@ -343,6 +343,10 @@ def test_a_bad_date_range_is_a_clear_message_not_an_error(client, auditor, busy_
     assert response.status_code == 400
     assert b"before the start date" in response.content
     assert client.get("/audit/?since=not-a-date").status_code == 400
+    # The filter was not applied: the page says so rather than "0 events" and downloads.
+    body = response.content.decode()
+    assert "Nothing is listed until the filter above is corrected." in body
+    assert "No events match" not in body and "Download CSV" not in body
 
 
 @pytest.mark.parametrize(("who", "status"), [("lead", 403), ("release_manager", 403),
