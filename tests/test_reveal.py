@@ -266,3 +266,14 @@ def test_cards_link_to_the_reveal_page_only_for_the_reveal_role(client, lead, au
     assert f"/packages/{production_version.package.uuid}/reveal/" not in body
     client.force_login(auditor)
     assert "/reveal/" not in client.get(page).content.decode()
+
+
+def test_the_reveal_pages_lead_back_to_their_integration(client, lead, sandbox_version):
+    # Like every other page of a package: the breadcrumb names the integration it belongs to.
+    client.force_login(lead)
+    package = sandbox_version.package
+    back = f'<a href="/integrations/{package.integration.uuid}/">Acme POS</a>'
+    assert back in client.get(url(package)).content.decode()
+    response = client.post(url(package, "secret"),
+                           {"field": "client_id", "confirm_password": PASSWORD})
+    assert back in response.content.decode()
