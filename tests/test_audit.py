@@ -368,6 +368,7 @@ def test_the_log_names_actions_in_words_and_its_exports_keep_the_codes(client, a
     client.force_login(auditor)
     body = client.get("/audit/").content.decode()
     assert "<td>Secret revealed</td>" in body and "<td>reveal</td>" not in body
+    assert "<td>Sandbox</td>" in body and "<td>sandbox</td>" not in body
     assert "<td>retired_action</td>" in body
     csv_body = b"".join(client.get("/audit/export.csv").streaming_content).decode()
     assert ",reveal," in csv_body and "Secret revealed" not in csv_body
@@ -379,6 +380,10 @@ def test_a_bad_date_range_is_a_clear_message_not_an_error(client, auditor, busy_
     assert response.status_code == 400
     assert b"before the start date" in response.content
     assert client.get("/audit/?since=not-a-date").status_code == 400
+    # The filter was not applied: the page says so rather than "0 events" and downloads.
+    body = response.content.decode()
+    assert "Nothing is listed until the filter above is corrected." in body
+    assert "No events match" not in body and "Download CSV" not in body
 
 
 @pytest.mark.parametrize(("who", "status"), [("lead", 403), ("release_manager", 403),

@@ -411,3 +411,14 @@ def test_sandbox_versions_are_404_for_who_may_not_view_sandbox(client, outsider,
                  reason="audit", granted_by=superuser, integration=integration)
     assert client.get(f"/integrations/{integration.uuid}/").status_code == 200
     assert client.get(sandbox_history_url(integration)).status_code == 404
+
+
+@pytest.mark.parametrize(("path", "current"), [
+    ("/", "Integrations"), ("/access/", "Production access"), ("/audit/", "Audit log"),
+])
+def test_the_main_navigation_marks_the_page_you_are_on(client, superuser, path, current):
+    client.force_login(superuser)
+    html = client.get(path).content.decode()
+    nav = html[html.index('<nav class="site-nav"'):html.index("</nav>")]
+    marked = re.findall(r'<a href="[^"]*" aria-current="page">([^<]*)</a>', nav)
+    assert marked == [current]

@@ -353,6 +353,23 @@ def test_the_reason_of_a_promotion_is_a_plain_cell_not_a_flash_message(client, l
     assert 'class="message' not in html  # the flash messages' class (none on these pages)
 
 
+
+@pytest.mark.parametrize("page", ["integration", "production_history"])
+def test_the_changed_fields_of_a_promotion_are_named_in_words(client, lead, release_manager,
+                                                              promoted, page):
+    # A lead reads "Client ID, Client secret", not the field codes; a promotion that changed
+    # nothing says so instead of leaving the cell blank.
+    from onboarding.services.promotion import promotion_apply
+
+    promotion_apply(integration=promoted, actor=release_manager, reason="again",
+                    copy_credentials=False, reviewed_sandbox_version=None,
+                    reviewed_production_version=None)
+    client.force_login(lead)
+    html = client.get(reverse(f"dashboard:{page}", args=[promoted.uuid])).content.decode()
+    assert "<td>Client ID, Client secret, Company ID</td>" in html
+    assert "<code>client_id</code>" not in html and "client_secret" not in html
+    assert "<td>nothing</td>" in html
+
 def test_outsiders_get_404(client, outsider, promoted):
     client.force_login(outsider)
     assert client.get(history_url(promoted)).status_code == 404

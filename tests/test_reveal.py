@@ -66,6 +66,19 @@ def test_a_wrong_password_does_not_reveal(client, lead, sandbox_version):
     assert "That password is not right" in response.content.decode()
 
 
+
+def test_after_a_wrong_password_the_chosen_credential_stays_chosen(client, lead,
+                                                                   sandbox_version):
+    # Otherwise the form falls back to "Client ID", and retyping the password reveals (and
+    # audits) a credential the lead did not ask for.
+    client.force_login(lead)
+    response = client.post(url(sandbox_version.package, "secret"),
+                           {"field": "password", "confirm_password": "not-my-password"})
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert '<option value="password" selected>Password</option>' in page
+    assert '<option value="client_id" selected>' not in page
+
 def test_a_fresh_confirmation_is_not_asked_again(client, lead, sandbox_version):
     client.force_login(lead)
     package = sandbox_version.package
@@ -253,3 +266,14 @@ def test_cards_link_to_the_reveal_page_only_for_the_reveal_role(client, lead, au
     assert f"/packages/{production_version.package.uuid}/reveal/" not in body
     client.force_login(auditor)
     assert "/reveal/" not in client.get(page).content.decode()
+
+
+def test_the_reveal_pages_lead_back_to_their_integration(client, lead, sandbox_version):
+    # Like every other page of a package: the breadcrumb names the integration it belongs to.
+    client.force_login(lead)
+    package = sandbox_version.package
+    back = f'<a href="/integrations/{package.integration.uuid}/">Acme POS</a>'
+    assert back in client.get(url(package)).content.decode()
+    response = client.post(url(package, "secret"),
+                           {"field": "client_id", "confirm_password": PASSWORD})
+    assert back in response.content.decode()

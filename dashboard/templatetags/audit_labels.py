@@ -1,9 +1,10 @@
-"""Audit action codes in words on the pages (exports keep the codes)."""
+"""Audit action and environment codes in words on the pages (exports keep the codes)."""
 
 from __future__ import annotations
 
 from django import template
 
+from onboarding.models import Environment
 from onboarding.services.audit import audit_action_label
 
 register = template.Library()
@@ -13,3 +14,13 @@ register = template.Library()
 def action_label(action: str) -> str:
     """{{ event.action|action_label }}: "login" as "Signed in"."""
     return audit_action_label(action)
+
+
+@register.filter
+def environment_label(value: str) -> str:
+    """{{ event.environment|environment_label }}: "production" as "Production", as on every other
+    page; a value that is not an environment (none is written today) stays as it is."""
+    try:
+        return str(Environment(value).label)
+    except ValueError:
+        return value

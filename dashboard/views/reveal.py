@@ -46,8 +46,12 @@ class RevealForm(StepUpForm):
 
 def _page(request: HttpRequest, package: OnboardingPackage, *, error: str = "",
           status: int = 200) -> HttpResponse:
+    # A refused reveal (wrong password) shows the page again with the credential that was
+    # chosen, not the first one: retyping the password must not reveal another field.
+    chosen = request.POST.get("field", "")
     return render(request, "dashboard/reveal.html", {
         "package": package, "fields": FIELD_LABELS.items(), "error": error,
+        "chosen": chosen if chosen in FIELD_LABELS else "",
         "stepup_fresh": stepup_is_fresh(request), "live_check": check_live_token(package=package),
     }, status=status)
 

@@ -1,7 +1,8 @@
 // Aisle Keys: small progressive enhancements (no inline script: CSP).
 // - <time data-local-time>: shown in the browser's own time zone (the title keeps UTC).
 // - [data-expires-at]: a countdown to a token's expiry that ticks every second.
-// Both re-run after htmx swaps a card in (htmx:afterSwap), so swapped cards tick too.
+// Both re-run after htmx swaps a card in (htmx:afterSwap), so swapped cards tick too, and the
+// new card's outcome is announced (#announcer).
 (function () {
   "use strict";
 
@@ -63,10 +64,32 @@
     window.setInterval(tick, 1000);
   });
 
+  // Read the outcome of a swapped-in card out through #announcer (base.html), which stays on
+  // the page: the card's own role="status" is a new element after every swap, and screen
+  // readers announce changes only inside a live region that was already there.
+  function announce(card) {
+    var region = document.getElementById("announcer");
+    var outcome = card.querySelector(".last-check");
+    if (!region || !outcome) return;
+    var row = card.closest(".integration-row");
+    var parts = [
+      row ? row.querySelector("h2") : null,
+      card.querySelector(".card-header h2, .card-header h3"),
+      outcome
+    ];
+    region.textContent = parts.filter(Boolean).map(function (el) {
+      return el.textContent.replace(/\s+/g, " ").trim();
+    }).join(": ");
+  }
+
   document.addEventListener("htmx:afterSwap", function (event) {
     var target = event.detail && event.detail.elt ? event.detail.elt : document;
     // With outerHTML the old element is gone; the new card is in the document under its id.
     init(target.isConnected ? target : document);
+    // After init, so the announced time is the one shown (the browser's zone).
+    if (target.isConnected && target.classList && target.classList.contains("env-card")) {
+      announce(target);
+    }
   });
 
   // Keyboard focus across a swap. htmx refocuses the element with the id that had focus, but

@@ -83,6 +83,27 @@ def test_keyboard_focus_stays_on_check_now_and_the_outcome_is_a_status(page, lea
     expect(sandbox.get_by_role("status").filter(has_text="Passed: OK")).to_have_count(1)
 
 
+
+@pytest.mark.parametrize("where", ["overview", "integration page"])
+def test_the_outcome_is_announced_through_a_live_region_that_was_already_there(
+        page, lead, accounts_host, where):
+    # The card's own status region is new after the swap, which screen readers do not announce;
+    # the page-wide #announcer is there from the start and receives the outcome.
+    integration = onboard("Acme POS", **demo_credentials()).package.integration
+    login(page, "lead")
+    if where == "integration page":
+        page.goto(_integration_page(integration))
+    announcer = page.locator("#announcer")
+    expect(announcer).to_have_attribute("role", "status")
+    expect(announcer).to_have_text("")
+    announcer.evaluate("el => { window.announcerBefore = el; }")
+    page.get_by_role("article", name="Sandbox").get_by_role("button", name="Check now").click()
+    expected = ("Sandbox: Passed: OK" if where == "integration page"
+                else "Acme POS: Sandbox: Passed: OK")
+    expect(announcer).to_contain_text(expected)
+    expect(announcer).to_contain_text("CST")  # the time as the card shows it
+    assert announcer.evaluate("el => el === window.announcerBefore")
+
 def test_the_recent_checks_table_follows_check_now_on_the_integration_page(page, lead,
                                                                             accounts_host):
     integration = onboard("Acme POS", **demo_credentials()).package.integration

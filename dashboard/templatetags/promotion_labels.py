@@ -1,0 +1,19 @@
+"""A promotion's names-only diff in words on the pages (the row and its audit event keep the
+field codes): "Client ID, Company ID" rather than `client_id company_id`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from onboarding.services.promotion import FIELD_LABELS
+
+register = template.Library()
+
+
+@register.filter
+def changed_fields(diff: list[dict[str, Any]]) -> list[str]:
+    """{{ promotion.diff|changed_fields }}: the labels of the fields that were not unchanged."""
+    return [FIELD_LABELS.get(row["field"], row["field"]) for row in diff
+            if row.get("status") != "unchanged"]
