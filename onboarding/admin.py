@@ -51,7 +51,7 @@ from onboarding.services.packages import (
     integration_name_refusal,
     integration_names_taken,
     integration_save,
-    mask,
+    masked_value,
     package_changed_since,
     package_store,
     package_validate,
@@ -63,15 +63,15 @@ KEEP = "Leave blank to keep the current value."
 
 def describe(version: PackageVersion | None, name: str, *, secret: bool) -> str:
     """'set' / 'not set' for secrets, a masked value for identifiers; never the value itself."""
+    if not secret:
+        return masked_value(version=version, name=name)
     if version is None:
         return "not set"
     try:
         value = getattr(version, name)
     except DecryptionError:
         return UNREADABLE
-    if secret:
-        return "not set" if value is None else "set"
-    return mask(value)
+    return "not set" if value is None else "set"
 
 
 class PackageAdminForm(forms.ModelForm):

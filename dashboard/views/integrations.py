@@ -12,18 +12,16 @@ from django.views.decorators.http import require_GET
 
 from dashboard.access import integration_for
 from dashboard.views.overview import Card, cards_for
-from onboarding.crypto import DecryptionError
 from onboarding.models import (
     ConnectivityCheck,
     Environment,
     Integration,
     OnboardingPackage,
-    PackageVersion,
     Role,
 )
 from onboarding.services.access import can
 from onboarding.services.checks import check_history
-from onboarding.services.packages import UNREADABLE, mask, package_versions
+from onboarding.services.packages import masked_value, package_versions
 
 RECENT_CHECKS = 5
 
@@ -34,15 +32,6 @@ class EnvironmentPanel:
     client_id: str
     username: str
     recent: list[ConnectivityCheck]
-
-
-def _masked(version: PackageVersion | None, name: str) -> str:
-    if version is None:
-        return "not set"
-    try:
-        return mask(getattr(version, name))
-    except DecryptionError:
-        return UNREADABLE
 
 
 @require_GET
@@ -78,7 +67,7 @@ def _panel(card: Card) -> EnvironmentPanel:
     status: Any = card.status
     return EnvironmentPanel(
         card=card,
-        client_id=_masked(status.version, "client_id"),
-        username=_masked(status.version, "username"),
+        client_id=masked_value(version=status.version, name="client_id"),
+        username=masked_value(version=status.version, name="username"),
         recent=recent_checks(status.package),
     )

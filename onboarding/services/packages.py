@@ -396,12 +396,8 @@ def package_versions(*, integration: Integration, environment: Environment | str
     current = package.current_version
     rows = []
     for version in package.versions.select_related("created_by").order_by("-number"):
-        try:
-            client_id = mask(version.client_id)
-        except DecryptionError:
-            client_id = UNREADABLE
         rows.append(VersionRow(
-            version=version, client_id=client_id,
+            version=version, client_id=masked_value(version=version, name="client_id"),
             current=current is not None and version.pk == current.pk,
             earlier=current is not None and version.number < current.number,
         ))
@@ -415,6 +411,17 @@ def mask(value: str | None) -> str:
     if len(value) <= 6:
         return "•" * len(value) if value else "(empty)"
     return f"{value[:2]}…{value[-2:]}"
+
+
+def masked_value(*, version: PackageVersion | None, name: str) -> str:
+    """A stored identifier as the pages show it: masked, "not set", or that it cannot be
+    decrypted with the configured keys. Never the value itself."""
+    if version is None:
+        return mask(None)
+    try:
+        return mask(getattr(version, name))
+    except DecryptionError:
+        return UNREADABLE
 
 
 def package_onboard(
