@@ -359,6 +359,9 @@
     var boxes = document.querySelectorAll("textarea[data-paste-status]");
     Array.prototype.forEach.call(boxes, function (box) {
       box.addEventListener("input", function () { fill(box); });
+      // A lead who pastes while the page is still loading (a slow link) gave their input event
+      // before this listener existed; read what is already in the box so the paste is not ignored.
+      if (box.value.trim()) { fill(box); }
     });
   });
 })();

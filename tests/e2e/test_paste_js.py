@@ -4,6 +4,7 @@ what a lead sees filled in the browser is what the server would take from the sa
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.pages import login
 from tests.test_paste import BAD_EXAMPLES, EXAMPLES
@@ -36,3 +37,24 @@ def test_an_unreadable_paste_is_explained_in_the_browser_too(page, lead):
     assert "paste-status-error" in status.get_attribute("class")
     assert page.get_by_label("Client secret").input_value() == ""
 
+
+
+def test_a_paste_made_before_the_script_loaded_still_fills_the_fields(page, lead):
+    # Hold paste.js back until the box already holds the paste: on a slow link the lead's input
+    # event comes before the script's listener exists, and the paste must not be lost.
+    held = []
+    page.route("**/js/paste.*js", lambda route: held.append(route))
+    login(page, "lead")
+    page.goto("/integrations/new/", wait_until="commit")
+    box = page.get_by_label("The cURL command or the Postman environment")
+    box.fill("curl -d 'grant_type=password&client_id=early-id&client_secret=early-secret'")
+    for _ in range(100):  # the request reaches the route handler through Playwright's loop
+        if held:
+            break
+        page.wait_for_timeout(20)
+    assert held, "paste.js was requested"
+    assert page.locator("#paste-status").inner_text() == ""
+    held[0].continue_()
+    expect(page.locator("#paste-status")).to_contain_text(
+        "Filled from the paste: client ID and client secret.")
+    assert page.get_by_label("Client ID").input_value() == "early-id"
