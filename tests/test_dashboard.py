@@ -422,3 +422,19 @@ def test_the_main_navigation_marks_the_page_you_are_on(client, superuser, path, 
     nav = html[html.index('<nav class="site-nav"'):html.index("</nav>")]
     marked = re.findall(r'<a href="[^"]*" aria-current="page">([^<]*)</a>', nav)
     assert marked == [current]
+
+
+def test_an_empty_card_offers_each_reader_only_a_step_they_can_take(client, superuser, auditor,
+                                                                     db):
+    integration = onboard().package.integration
+    page = f"/integrations/{integration.uuid}/"
+    client.force_login(superuser)
+    html = client.get(page).content.decode()
+    assert "Add the Production onboarding package</a>" in html
+    assert "manage.py onboard" in html
+    # An auditor can neither open the form nor run the command: they are told who can.
+    client.force_login(auditor)
+    html = client.get(page).content.decode()
+    assert "No Production credentials yet." in html
+    assert "An integration lead with Production access adds them" in html
+    assert "manage.py onboard" not in html and "/edit/" not in html
