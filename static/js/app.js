@@ -65,8 +65,9 @@
   });
 
   // Read the outcome of a swapped-in card out through #announcer (base.html), which stays on
-  // the page: the card's own role="status" is a new element after every swap, and screen
-  // readers announce changes only inside a live region that was already there.
+  // the page: the card is a new element after every swap, and screen readers announce changes
+  // only inside a live region that was already there. The card's outcome is not a live region
+  // of its own, so it is announced once, here.
   function announce(card) {
     var region = document.getElementById("announcer");
     var outcome = card.querySelector(".last-check");
