@@ -152,6 +152,13 @@ def test_every_problem_is_shown_at_once(client, lead, integration):
     content = response.content.decode()
     assert "The company ID is a positive whole number." in content
     assert "The user name must be the API user&#x27;s e-mail address." in content
+    # ...and listed in the summary the page opens on, each linked to its field.
+    summary = content[content.index('class="error error-summary"'):]
+    summary = summary[:summary.index("</div>")]
+    assert "autofocus" in summary.split(">")[0]
+    assert ('<a href="#id_username">User name (e-mail): The user name must be the API user&#x27;s '
+            "e-mail address.</a>") in summary
+    assert '<a href="#id_company_id">Company ID: The company ID is a positive' in summary
 
 
 def test_an_empty_client_id_is_explained_next_to_the_field(client, lead):

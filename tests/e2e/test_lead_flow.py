@@ -130,3 +130,20 @@ def test_the_package_form_fits_a_360_pixel_screen(page, lead):
     for label in ("Integration name", "Client ID", "Client secret", "Password"):
         box = page.get_by_label(label, exact=True).bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= 360, label
+
+
+def test_a_refused_form_puts_focus_on_its_error_summary_whose_links_lead_to_the_fields(
+        page, lead):
+    login(page, "lead")
+    page.goto("/integrations/new/")
+    page.get_by_label("Client ID").fill("some-client")
+    page.get_by_label("User name (e-mail)").fill("not an e-mail")
+    page.get_by_role("button", name="Save", exact=True).click()
+    summary = page.locator(".error-summary")
+    expect(summary).to_contain_text("Nothing was saved")
+    # Keyboard and screen-reader users start at what went wrong, not at the top of the page.
+    expect(summary).to_be_focused()
+    summary.get_by_role("link", name=re.compile(r"^User name \(e-mail\):")).click()
+    expect(page.get_by_label("User name (e-mail)")).to_be_focused()
+    summary.get_by_role("link", name=re.compile(r"^Integration name:")).click()
+    expect(page.get_by_label("Integration name")).to_be_focused()
