@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import ipaddress
+import socket
 from typing import Any
 
 import pytest
@@ -13,6 +15,31 @@ from onboarding.services.packages import PackageData, package_onboard
 
 KNOWN_SECRET = "cs-Zq8mXv2LrT5wKp9"
 KNOWN_PASSWORD = "pw-Hn4sRt7YuB2eGc6"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_host_but_loopback():
+    """Tests never reach a real host, iQmetrix's least of all: a test that forgot the simulator
+    fixture (the settings keep iQmetrix's real URLs) gets the name-resolution failure an offline
+    machine would give, at once, instead of a request to the internet."""
+    resolve = socket.getaddrinfo
+
+    def loopback_only(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name is not None and name != "localhost" and not _is_loopback(name):
+            raise socket.gaierror(socket.EAI_NONAME, f"tests resolve loopback names only: {name}")
+        return resolve(host, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket, "getaddrinfo", loopback_only)
+        yield
+
+
+def _is_loopback(name: str) -> bool:
+    try:
+        return ipaddress.ip_address(name.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 DEFAULT_GROUPS = importlib.import_module("onboarding.migrations.0002_default_groups").GROUPS

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -429,3 +430,16 @@ def test_token_fingerprint_is_short_stable_and_not_the_token():
 def test_every_outcome_has_a_label():
     assert {o.value for o in Outcome} >= {"ok", "timeout", "tls_error", "redirected"}
     assert all(o.label for o in Outcome)
+
+
+
+def test_the_suite_resolves_loopback_names_only():
+    # The guard in tests/conftest.py: a check that forgot the simulator fails like an offline
+    # machine, at once, instead of calling iQmetrix. A numeric address resolves without DNS, so
+    # this fails without the guard on any machine.
+    for host in ("10.0.0.5", "accountsrc.iqmetrix.net"):
+        with pytest.raises(socket.gaierror):
+            socket.getaddrinfo(host, 443)
+    assert socket.getaddrinfo("127.0.0.1", 80) and socket.getaddrinfo("localhost", 80)
+    result = exchange("https://accountsrc.iqmetrix.net")
+    assert result.outcome == Outcome.UNREACHABLE and "Could not resolve" in result.message
