@@ -117,6 +117,7 @@ def test_emptying_the_log_is_detected_whatever_is_done_to_its_head(log, head, re
     code, _, message = verify()
     assert code == 1
     assert reason in message
+    assert "None" not in message  # no "event id None" when no event is to blame
 
 
 @pytest.mark.parametrize("when", ["before the walk reads it", "after the walk"])

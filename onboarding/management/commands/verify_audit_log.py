@@ -14,14 +14,22 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         verdict = audit_verify()
         if not verdict.ok:
-            event = AuditEvent.objects.filter(pk=verdict.bad_event_id).first()
-            where = (f"event id {verdict.bad_event_id} (seq {event.seq}, {event.action})"
-                     if event else f"event id {verdict.bad_event_id}")
             raise CommandError(f"Audit log NOT intact after {verdict.checked} good events: "
-                               f"{where}: {verdict.reason}.", returncode=1)
+                               f"{_where(verdict.bad_event_id)}{verdict.reason}.", returncode=1)
         self.stdout.write(f"Audit log intact: {verdict.checked} events.")
         # Kept somewhere else (a log shipper, a ticket), this line shows a later rollback of the
         # whole database, head included, to an older copy: the count and HMAC would go back.
         head = verdict.head
         if head is not None and head.last_hmac:
             self.stdout.write(f"Head: event {head.events}, HMAC {head.last_hmac}.")
+
+
+def _where(event_id: int | None) -> str:
+    """The bad event, as "event id 7 (seq 7, check): "; nothing when the fault is not one
+    event's (the head itself is missing or altered before any event)."""
+    if event_id is None:
+        return ""
+    event = AuditEvent.objects.filter(pk=event_id).first()
+    if event is None:
+        return f"event id {event_id}: "
+    return f"event id {event_id} (seq {event.seq}, {event.action}): "
