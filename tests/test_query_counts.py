@@ -64,3 +64,33 @@ def test_the_overview_stays_within_the_query_budget_with_nothing_to_show(client,
     client.get("/")
     count, _ = overview_queries(client)
     assert count <= MAX_QUERIES
+
+
+def test_the_integration_page_makes_the_same_queries_for_1_and_10_rollbacks(
+        client, superuser, release_manager):
+    """The Production card lists the newest promotions and rollbacks: their versions and who
+    made them are read with them, not three queries a row."""
+    from onboarding.services.promotion import rollback_apply
+
+    version = onboard("Acme POS", environment=Environment.PRODUCTION)
+    onboard("Acme POS", environment=Environment.PRODUCTION, location_id="loc-2")
+    integration = version.package.integration
+
+    def roll_back(times: int) -> None:
+        for _ in range(times):
+            rollback_apply(integration=integration, actor=release_manager,
+                           to_version_number=1, reason="back to the first")
+
+    def page_queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(f"/integrations/{integration.uuid}/")
+        assert response.status_code == 200
+        return len(captured)
+
+    client.force_login(superuser)
+    roll_back(1)
+    client.get(f"/integrations/{integration.uuid}/")  # session bookkeeping of a first visit
+    one = page_queries()
+    roll_back(9)
+    ten = page_queries()
+    assert one == ten, f"{one} queries for 1 rollback, {ten} for 10"

@@ -22,8 +22,10 @@ from onboarding.models import (
 from onboarding.services.access import can
 from onboarding.services.checks import check_history
 from onboarding.services.packages import masked_value, package_versions
+from onboarding.services.promotion import promotion_history
 
 RECENT_CHECKS = 5
+RECENT_PROMOTIONS = 10
 
 
 @dataclass(frozen=True)
@@ -40,8 +42,12 @@ def integration_detail(request: HttpRequest, uuid: UUID) -> HttpResponse:
     groups = cards_for(user=request.user,
                        integrations=Integration.objects.filter(pk=integration.pk))
     panels = [_panel(card) for group in groups for card in group.cards]
+    # Listed on the Production card only, so read only for who sees that card.
+    shows_production = any(p.card.status.environment == Environment.PRODUCTION for p in panels)
     return render(request, "dashboard/integration.html", {
         "integration": integration, "panels": panels, "return_to": request.get_full_path(),
+        "promotions": promotion_history(integration=integration, limit=RECENT_PROMOTIONS)
+        if shows_production else [],
     })
 
 

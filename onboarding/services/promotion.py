@@ -425,10 +425,13 @@ def production_versions(*, integration: Integration) -> list[VersionRow]:
     return package_versions(integration=integration, environment=Environment.PRODUCTION)
 
 
-def promotion_history(*, integration: Integration) -> list[Promotion]:
-    """Promotions and rollbacks, newest first, with who did them and between which versions."""
-    return list(
+def promotion_history(*, integration: Integration, limit: int | None = None
+                      ) -> list[Promotion]:
+    """Promotions and rollbacks, newest first (the newest `limit` of them, if given), with who
+    did them and between which versions."""
+    promotions = (
         Promotion.objects.filter(integration=integration)
         .select_related("performed_by", "source_version__package", "previous_version",
                         "new_version")
     )
+    return list(promotions[:limit] if limit is not None else promotions)
