@@ -226,10 +226,6 @@ class ConnectivityCheck(models.Model):
     def ok(self) -> bool:
         return self.outcome == Outcome.OK
 
-    def token_is_live(self, *, now=None) -> bool:
-        now = now or timezone.now()
-        return bool(self.expires_at and self.expires_at > now and self.access_token is not None)
-
 
 class PromotionKind(models.TextChoices):
     PROMOTION = "promotion", "Promotion"

@@ -76,13 +76,6 @@ class AccessRow:
         return [(i, sorted_roles(r))
                 for i, r in sorted(self.by_integration.items(), key=lambda kv: kv[0].name)]
 
-    @property
-    def all_roles(self) -> set[str]:
-        found = set(self.everywhere)
-        for held in self.by_integration.values():
-            found |= held
-        return found
-
     def as_dict(self) -> dict[str, Any]:
         """A flat, export-friendly view (CSV, JSON): names and times, never secrets."""
         last = self.last_action

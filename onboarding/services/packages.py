@@ -273,13 +273,6 @@ def version_create(
     return version
 
 
-def version_values(version: PackageVersion, *, names: tuple[str, ...] | None = None
-                   ) -> dict[str, Any]:
-    """Plain values of a version (decrypting the credentials) for copying into a new version."""
-    names = names or PackageVersion.CREDENTIAL_FIELDS + PackageVersion.CONFIG_FIELDS
-    return {name: getattr(version, name) for name in names}
-
-
 def changed_fields(old: PackageVersion | None, new_values: dict[str, Any]) -> list[str]:
     if old is None:
         return sorted(name for name, value in new_values.items() if value not in (None, ""))
