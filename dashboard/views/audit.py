@@ -10,7 +10,6 @@ from typing import Any
 from django import forms
 from django.core.paginator import Paginator
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -23,7 +22,7 @@ from onboarding.services.audit import (
     AuditAction,
     RequestMeta,
     audit_event_row,
-    audit_record,
+    audit_export_record,
     audit_search,
     csv_cell,
 )
@@ -75,14 +74,6 @@ def audit_log(request: HttpRequest) -> HttpResponse:
                   status=200 if form.is_valid() else 400)
 
 
-def _record_export(request: HttpRequest, form: AuditFilterForm, fmt: str) -> None:
-    filters = {k: v for k, v in form.cleaned_data.items() if v} if form.is_valid() else {}
-    with transaction.atomic():
-        audit_record(action=AuditAction.AUDIT_EXPORT, actor=request.user,
-                     meta=RequestMeta.from_request(request), target=fmt,
-                     details={"format": fmt, "filters": filters})
-
-
 class _Echo:
     def write(self, value: str) -> str:
         return value
@@ -118,7 +109,8 @@ def _export(request: HttpRequest, fmt: str, lines: Any, content_type: str) -> Ht
     if not form.is_valid():
         return render(request, "dashboard/audit_log.html",
                       {"form": form, "page": None}, status=400)
-    _record_export(request, form, fmt)
+    audit_export_record(actor=request.user, fmt=fmt, filters=form.cleaned_data,
+                        meta=RequestMeta.from_request(request))
     # Oldest first, as the chain runs, so an export can be re-verified line by line.
     response = StreamingHttpResponse(lines(events.order_by("seq")), content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="audit-log.{fmt}"'

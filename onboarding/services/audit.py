@@ -267,6 +267,16 @@ def audit_event_row(event: AuditEvent) -> dict[str, Any]:
     return row
 
 
+def audit_export_record(*, actor: Any, fmt: str, filters: dict[str, Any],
+                        meta: RequestMeta | None = None) -> AuditEvent:
+    """Record an export of the log (the filters that were set) before any of it is sent: if
+    the event cannot be written, nothing leaves."""
+    with transaction.atomic():
+        return audit_record(action=AuditAction.AUDIT_EXPORT, actor=actor, meta=meta, target=fmt,
+                            details={"format": fmt,
+                                     "filters": {k: v for k, v in filters.items() if v}})
+
+
 def _day_start(day: date, *, days_later: int = 0) -> datetime | None:
     """Midnight starting `day` (plus `days_later`) in the site's time zone; None past the
     calendar's ends (year 1 ahead of UTC, the day after 9999-12-31), where no event can be."""
