@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Subquery, TextChoices
 from django.utils import timezone
 
 from onboarding.backends import load_permissions
@@ -38,11 +38,18 @@ def sorted_roles(values: Any) -> list[str]:
     return sorted(values, key=lambda r: ROLE_ORDER.get(r, 99))
 
 
+class SourceKind(TextChoices):
+    SUPERUSER = "superuser", "Superuser"
+    GROUP = "group", "Group"
+    PERMISSION = "permission", "Permission"
+    GRANT = "grant", "Grant"
+
+
 @dataclass(frozen=True)
 class AccessSource:
     """One reason a user holds Production roles."""
 
-    kind: str  # superuser | group | permission | grant
+    kind: SourceKind
     label: str
     roles: tuple[str, ...]
     integration: str = "all integrations"
@@ -98,22 +105,22 @@ class AccessRow:
 def _sources(user: Any, grants: list[Any]) -> list[AccessSource]:
     found: list[AccessSource] = []
     if user.is_superuser:
-        found.append(AccessSource("superuser", "superuser",
+        found.append(AccessSource(SourceKind.SUPERUSER, "superuser",
                                   tuple(str(r) for r in PERMISSION_ROLES[PRODUCTION])))
     for group in sorted(user.groups.all(), key=lambda g: g.name):
         held = {_CODENAMES[p.codename] for p in group.permissions.all()
                 if p.content_type.app_label == "onboarding" and p.codename in _CODENAMES}
         if held:
-            found.append(AccessSource("group", f"group {group.name}",
+            found.append(AccessSource(SourceKind.GROUP, f"group {group.name}",
                                       tuple(sorted_roles(held))))
     direct = {_CODENAMES[p.codename] for p in user.user_permissions.all()
               if p.content_type.app_label == "onboarding" and p.codename in _CODENAMES}
     if direct:
-        found.append(AccessSource("permission", "permission", tuple(sorted_roles(direct))))
+        found.append(AccessSource(SourceKind.PERMISSION, "permission", tuple(sorted_roles(direct))))
     for grant in sorted(grants, key=lambda g: g.pk):
         until = timezone.localtime(grant.valid_until).strftime("%Y-%m-%d %H:%M %Z")
         found.append(AccessSource(
-            "grant", f"grant #{grant.pk} until {until}", (grant.role,),
+            SourceKind.GRANT, f"grant #{grant.pk} until {until}", (grant.role,),
             integration=grant.integration.name if grant.integration_id else "all integrations",
             granted_by=grant.granted_by.get_username() if grant.granted_by_id else "",
             granted_at=grant.granted_at, valid_until=grant.valid_until, grant=grant,
@@ -126,7 +133,7 @@ def _added_by(rows: list[AccessRow]) -> dict[tuple[str, str], AuditEvent]:
     database itself does not date (superuser, group, permission)."""
     names = {row.username for row in rows}
     names |= {s.label.removeprefix("group ") for row in rows for s in row.sources
-              if s.kind == "group"}
+              if s.kind == SourceKind.GROUP}
     found: dict[tuple[str, str], AuditEvent] = {}
     events = AuditEvent.objects.filter(
         action__in=[AuditAction.GROUP_CHANGE, AuditAction.PERMISSION_CHANGE], target__in=names,
@@ -194,7 +201,7 @@ def access_report() -> list[AccessRow]:
         row.last_action = last.get(row.user_id)
         row.sources = [
             replace(s, granted_by=event.actor_name or "system", granted_at=event.at)
-            if s.kind != "grant" and (event := added.get((row.username, s.label))) else s
+            if s.kind != SourceKind.GRANT and (event := added.get((row.username, s.label))) else s
             for s in row.sources
         ]
     return rows
