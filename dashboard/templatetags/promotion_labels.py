@@ -7,7 +7,7 @@ from typing import Any
 
 from django import template
 
-from onboarding.services.promotion import FIELD_LABELS
+from onboarding.services.promotion import FIELD_LABELS, DiffStatus
 
 register = template.Library()
 
@@ -16,4 +16,4 @@ register = template.Library()
 def changed_fields(diff: list[dict[str, Any]]) -> list[str]:
     """{{ promotion.diff|changed_fields }}: the labels of the fields that were not unchanged."""
     return [FIELD_LABELS.get(row["field"], row["field"]) for row in diff
-            if row.get("status") != "unchanged"]
+            if row.get("status") != DiffStatus.UNCHANGED]

@@ -413,7 +413,7 @@ def _production_write(
             **details,
             "previous_version": previous.number if previous else None,
             "new_version": new.number,
-            "changed": [row["field"] for row in diff if row["status"] != "unchanged"],
+            "changed": [row["field"] for row in diff if row["status"] != DiffStatus.UNCHANGED],
             "promotion": str(promotion.uuid),
         },
     )
