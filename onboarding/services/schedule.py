@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection, connections
-from django.db.models import F, Q
+from django.db.models import F, Q, TextChoices
 from django.utils import timezone
 
 from onboarding.models import CheckTrigger, OnboardingPackage, PackageVersion
@@ -36,6 +36,15 @@ MAX_CONCURRENCY = 64
 # Packages a worker claims per statement: fewer writes (each a commit that other writers wait
 # for), yet small enough that workers of several processes still share a round.
 CLAIM_BATCH = 5
+
+
+class PackageResult(TextChoices):
+    """What became of one candidate package in a round (counted into its RoundReport)."""
+
+    OK = "ok", "checked, ok"
+    FAILED = "failed", "checked, failed"
+    NOT_CHECKED = "not_checked", "could not be checked"
+    CLAIMED_ELSEWHERE = "claimed_elsewhere", "claimed by another worker"
 
 
 @dataclass
@@ -165,11 +174,12 @@ def _work(candidates: _Candidates, slot_start: datetime, report: RoundReport,
             except Exception as exc:
                 logger.error("claiming packages for scheduled checks failed: %s",
                              type(exc).__name__)
-                results = [("not_checked", f"{p}: the claim failed with an internal error "
+                results = [(PackageResult.NOT_CHECKED,
+                            f"{p}: the claim failed with an internal error "
                             f"({type(exc).__name__}); see the log.") for p in batch]
             else:
                 results = [_check_one(p, fetch_me) if p.pk in claimed
-                           else ("claimed_elsewhere", "") for p in batch]
+                           else (PackageResult.CLAIMED_ELSEWHERE, "") for p in batch]
             with lock:
                 for result, reason in results:
                     _count(report, result, reason)
@@ -177,32 +187,32 @@ def _work(candidates: _Candidates, slot_start: datetime, report: RoundReport,
         connections.close_all()
 
 
-def _count(report: RoundReport, result: str, reason: str) -> None:
-    if result == "claimed_elsewhere":
+def _count(report: RoundReport, result: PackageResult, reason: str) -> None:
+    if result == PackageResult.CLAIMED_ELSEWHERE:
         report.claimed_elsewhere += 1
-    elif result == "not_checked":
+    elif result == PackageResult.NOT_CHECKED:
         report.not_checked.append(reason)
     else:
         report.checked += 1
-        if result == "ok":
+        if result == PackageResult.OK:
             report.ok += 1
         else:
             report.failed += 1
 
 
-def _check_one(package: OnboardingPackage, fetch_me: bool) -> tuple[str, str]:
+def _check_one(package: OnboardingPackage, fetch_me: bool) -> tuple[PackageResult, str]:
     try:
         # check_run reads the current version itself, so a version stored since the round
         # began is the one checked.
         check = check_run(package=package, actor=None, trigger=CheckTrigger.SCHEDULED,
                           fetch_me=fetch_me)
     except CheckError as exc:
-        return "not_checked", f"{package}: {exc}"
+        return PackageResult.NOT_CHECKED, f"{package}: {exc}"
     except Exception as exc:
         # One broken package must not stop the round. The class name only: an exception's text
         # is not ours to vouch for (a driver error can quote row values).
         logger.error("scheduled check of package %s failed: %s", package.pk,
                      type(exc).__name__)
-        return "not_checked", (f"{package}: the check stopped with an internal error "
+        return PackageResult.NOT_CHECKED, (f"{package}: the check stopped with an internal error "
                                f"({type(exc).__name__}); see the log.")
-    return ("ok" if check.ok else "failed"), ""
+    return (PackageResult.OK if check.ok else PackageResult.FAILED), ""
