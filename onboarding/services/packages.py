@@ -273,7 +273,7 @@ def version_create(
     return version
 
 
-def changed_fields(old: PackageVersion | None, new_values: dict[str, Any]) -> list[str]:
+def _changed_fields(old: PackageVersion | None, new_values: dict[str, Any]) -> list[str]:
     if old is None:
         return sorted(name for name, value in new_values.items() if value not in (None, ""))
     changed = []
@@ -334,7 +334,7 @@ def package_store(
         values["username"] = values["username"].strip()
         for name in PackageVersion.SECRET_FIELDS:
             values[name] = _secret_or_current(current, name, values[name])
-        changed = changed_fields(current, values)
+        changed = _changed_fields(current, values)
         if current is not None and not changed:
             return Stored(version=current, new=False, changed=[])
         version = version_create(package=package, values=values, actor=actor, source=source)
