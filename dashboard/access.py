@@ -30,9 +30,15 @@ def deny(request: HttpRequest, *, action: Role | str, environment: Environment |
     return PermissionDenied(f"You may not {action} in {Environment(environment).label}.")
 
 
-def integration_for(request: HttpRequest, *, uuid: UUID) -> Integration:
-    """An integration the user may view in some environment, or 404."""
-    return get_object_or_404(visible_integrations(user=request.user), uuid=uuid)
+def integration_for(request: HttpRequest, *, uuid: UUID,
+                    environment: Environment | str | None = None) -> Integration:
+    """An integration the user may view in `environment` (None: in some environment), or 404,
+    as for a package: a page about one environment is nobody's business who may not view it."""
+    integration = get_object_or_404(visible_integrations(user=request.user), uuid=uuid)
+    if environment is not None and not can(user=request.user, action=Role.VIEW,
+                                           environment=environment, integration=integration):
+        raise Http404("No such integration.")
+    return integration
 
 
 def package_for(request: HttpRequest, *, uuid: UUID, action: Role | str = Role.VIEW

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from django import forms
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
@@ -37,15 +37,6 @@ class RollbackForm(forms.Form):
     confirm_password = forms.CharField(required=False, strip=False)
 
 
-def _production_integration(request: HttpRequest, uuid: UUID) -> Integration:
-    """404 for whoever may not see this integration's Production, like package_for."""
-    integration = integration_for(request, uuid=uuid)
-    if not can(user=request.user, action=Role.VIEW, environment=PRODUCTION,
-               integration=integration):
-        raise Http404("No such integration.")
-    return integration
-
-
 def _page(request: HttpRequest, integration: Integration, *, errors: list[str] | None = None,
           status: int = 200) -> HttpResponse:
     context: dict[str, Any] = {
@@ -66,13 +57,13 @@ def _page(request: HttpRequest, integration: Integration, *, errors: list[str] |
 
 @require_GET
 def production_history(request: HttpRequest, uuid: UUID) -> HttpResponse:
-    return _page(request, _production_integration(request, uuid))
+    return _page(request, integration_for(request, uuid=uuid, environment=PRODUCTION))
 
 
 @sensitive_post_parameters("confirm_password")
 @require_POST
 def production_rollback(request: HttpRequest, uuid: UUID) -> HttpResponse:
-    integration = _production_integration(request, uuid)
+    integration = integration_for(request, uuid=uuid, environment=PRODUCTION)
     require_for(request, action=Role.PROMOTE, environment=PRODUCTION, integration=integration)
     form = RollbackForm(request.POST)
     if not form.is_valid():
