@@ -357,3 +357,36 @@ def test_every_token_lookup_searches_the_index_of_checks_holding_tokens(
         # Read through (a condition on package_id), or read whole: it holds only those checks.
         assert "check_package_tokens" in index_scans(
             sql, analyze=(ConnectivityCheck._meta.db_table,)), sql
+
+
+def test_a_refused_refresh_leaves_a_passing_package_verified(sandbox_simulator, sandbox_version,
+                                                             no_dedupe):
+    # iQmetrix forgets refresh tokens (a restart): that says nothing about the credentials, so
+    # the package neither starts failing nor stops being verified.
+    from onboarding.models import ProductionState
+    from onboarding.services.status import package_statuses
+
+    package = sandbox_version.package
+    check_run(package=package)
+    sandbox_simulator._by_refresh.clear()
+    assert check_refresh(package=package).outcome == Outcome.INVALID_CREDENTIALS
+    status = package_statuses(integrations=[package.integration])[0]
+    assert status.package.failing_since is None
+    assert status.state == ProductionState.VERIFIED
+
+
+def test_a_passing_refresh_after_a_failed_check_does_not_verify_the_package(
+        sandbox_simulator, sandbox_version, no_dedupe):
+    # A refresh proves only the client credentials: the failed token exchange still stands, as
+    # the promotion guard and failing_since have it.
+    from onboarding.models import ProductionState
+    from onboarding.services.status import package_statuses
+
+    package = sandbox_version.package
+    check_run(package=package)
+    sandbox_simulator.rate_limit_next(1)
+    assert not check_run(package=package).ok
+    assert check_refresh(package=package).ok
+    status = package_statuses(integrations=[package.integration])[0]
+    assert status.package.failing_since is not None
+    assert status.state == ProductionState.UNVERIFIED

@@ -13,6 +13,7 @@ from datetime import datetime
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
 
 from onboarding.models import (
+    CheckKind,
     ConnectivityCheck,
     Environment,
     Integration,
@@ -41,7 +42,9 @@ class PackageStatus:
 
 def package_state(*, version: PackageVersion | None, last_check: ConnectivityCheck | None
                   ) -> ProductionState:
-    """Verified only when the newest check of the current version passed."""
+    """Verified only when the newest token exchange (`last_check`: the newest password-grant
+    check, as for the promotion guard and `failing_since`) is of the current version and
+    passed. A refresh, passed or refused, proves nothing about the user name and password."""
     if version is None or not version.has_credentials:
         return ProductionState.CREDENTIALS_MISSING
     if last_check is not None and last_check.version_id == version.pk and last_check.ok:
@@ -55,21 +58,25 @@ _CHECK_FIELDS = ("id", "package_id", "version_id", "kind", "outcome", "sent_at",
 
 
 def _last_checks(packages: Iterable[OnboardingPackage]) -> dict[int, ConnectivityCheck]:
-    ids = [p.last_check_id for p in packages if getattr(p, "last_check_id", None)]
-    checks = ConnectivityCheck.objects.filter(pk__in=ids).only(*_CHECK_FIELDS)
-    return {c.package_id: c for c in checks}
+    """The checks `packages_with_last_check` named, by id, in one query."""
+    ids = {getattr(p, name, None) for p in packages
+           for name in ("last_check_id", "last_exchange_id")} - {None}
+    return {c.pk: c for c in ConnectivityCheck.objects.filter(pk__in=ids).only(*_CHECK_FIELDS)}
 
 
 def packages_with_last_check(queryset: QuerySet[OnboardingPackage]
                              ) -> QuerySet[OnboardingPackage]:
-    """Packages with their current version, the id of their newest check (`last_check_id`) and
+    """Packages with their current version, the id of their newest check (`last_check_id`), of
+    their newest token exchange (`last_exchange_id`, a password-grant check: the state) and
     whether a check of the current version holds a refresh token (`refresh_held`: "Refresh
     token" is offered), in one query."""
     newest = ConnectivityCheck.objects.filter(package=OuterRef("pk")).order_by("-sent_at", "-id")
     refresh = ConnectivityCheck.objects.filter(package=OuterRef("pk"), refresh_token__isnull=False,
                                                version=OuterRef("current_version"))
     return queryset.select_related("current_version").annotate(
-        last_check_id=Subquery(newest.values("pk")[:1]), refresh_held=Exists(refresh),
+        last_check_id=Subquery(newest.values("pk")[:1]),
+        last_exchange_id=Subquery(newest.filter(kind=CheckKind.PASSWORD).values("pk")[:1]),
+        refresh_held=Exists(refresh),
     )
 
 
@@ -96,10 +103,11 @@ def package_statuses(*, integrations: Iterable[Integration]) -> list[PackageStat
         for env in Environment:
             package = by_key.get((integration.pk, env.value))
             version = package.current_version if package else None
-            last = checks.get(package.pk) if package else None
+            last = checks.get(package.last_check_id) if package else None
+            exchange = checks.get(package.last_exchange_id) if package else None
             statuses.append(PackageStatus(
                 integration=integration, environment=env, package=package, version=version,
-                state=package_state(version=version, last_check=last), last_check=last,
+                state=package_state(version=version, last_check=exchange), last_check=last,
                 refresh_held=bool(package and package.refresh_held),
             ))
     return statuses
