@@ -27,7 +27,7 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 
 from onboarding.iqmetrix import Outcome
-from onboarding.models import Environment, Integration, ProductionState, Role
+from onboarding.models import Environment, Integration, Role
 from onboarding.services.access import roles_lookup, visible_integrations
 from onboarding.services.status import PackageStatus, package_statuses
 
@@ -96,10 +96,6 @@ class Card:
     @property
     def refresh_held(self) -> bool:
         return self.status.refresh_held
-
-    @property
-    def verified(self) -> bool:
-        return self.status.state == ProductionState.VERIFIED
 
     @property
     def token_expired(self) -> bool:
