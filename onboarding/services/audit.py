@@ -397,7 +397,7 @@ def audit_membership_change(*, kind: str, instance: Any, action: str, model: typ
                             "permissions": names})
             production = any(_is_production_permission(o.codename) for o in others)
         audit_action = AuditAction.PERMISSION_CHANGE
-    _record_acting(action=audit_action, environment="production" if production else "",
+    _record_acting(action=audit_action, environment=Environment.PRODUCTION if production else "",
                    target=_label(instance)[:200], details=details)
 
 
@@ -430,7 +430,7 @@ def audit_account_flags(*, user: Any, before: dict[str, bool] | None) -> None:
     if before is None:
         before = {"is_superuser": False, "is_active": user.is_active}
     if before["is_superuser"] != user.is_superuser:
-        _record_acting(action=AuditAction.PERMISSION_CHANGE, environment="production",
+        _record_acting(action=AuditAction.PERMISSION_CHANGE, environment=Environment.PRODUCTION,
                        target=user.get_username(),
                        details={"user": user.get_username(),
                                 "change": "added" if user.is_superuser else "removed",
@@ -446,7 +446,7 @@ def audit_password_set(*, user: Any) -> None:
     account could be taken over; recorded under Production when the account holds roles there."""
     production = roles(user=user, environment=Environment.PRODUCTION)
     _record_acting(action=AuditAction.PASSWORD_CHANGE,
-                   environment="production" if production else "",
+                   environment=Environment.PRODUCTION if production else "",
                    target=user.get_username(), details={"user": user.get_username()})
 
 
@@ -461,7 +461,7 @@ def audit_account_deleted(*, username: str, facts: dict[str, Any] | None) -> Non
     the database removes those without the signals that record such changes one by one."""
     facts = facts or {"production_roles": []}
     _record_acting(action=AuditAction.PERMISSION_CHANGE,
-                   environment="production" if facts["production_roles"] else "",
+                   environment=Environment.PRODUCTION if facts["production_roles"] else "",
                    target=username, details={"user": username, "change": "deleted", **facts})
 
 
@@ -480,7 +480,7 @@ def audit_group_deleted(*, name: str, facts: dict[str, Any] | None) -> None:
     production = any(_is_production_permission(p.rsplit(".", 1)[-1])
                      for p in facts["permissions"])
     _record_acting(action=AuditAction.GROUP_CHANGE,
-                   environment="production" if production else "", target=name,
+                   environment=Environment.PRODUCTION if production else "", target=name,
                    details={"group": name, "change": "deleted", **facts})
 
 
