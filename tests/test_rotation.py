@@ -90,6 +90,19 @@ def test_without_rotation_dropping_the_old_key_makes_values_unreadable(written_u
         _ = PackageVersion.objects.get(pk=written_under_a[0].pk).client_secret
 
 
+def test_check_says_to_put_back_a_key_that_was_dropped_too_early(written_under_a):
+    # Rotation cannot move values off a key that is no longer configured: "run
+    # rotate_encryption_keys" would be the wrong advice (it leaves them where they are), and so
+    # it is when a restored backup is older than the last rotation.
+    with override_settings(FIELD_ENCRYPTION_KEYS=KEY_B):
+        code, out, err = _run("--check")
+    assert code == 1
+    assert "A (not configured): 13 values" in out
+    assert "13 values on keys not in FIELD_ENCRYPTION_KEYS: A." in err
+    assert "put those keys back" in err
+    assert "before removing an old key" not in err
+
+
 def test_rotation_is_audited_without_values_and_keeps_the_chain_intact(written_under_a):
     with override_settings(FIELD_ENCRYPTION_KEYS=f"{KEY_B},{KEY_A}"):
         _run()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -9,6 +10,8 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -237,13 +240,15 @@ for n in range({count}):
     assert seeded.returncode == 0, seeded.stderr
 
 
-def loop_in_its_round(env: dict[str, str], simulator) -> subprocess.Popen:
-    """`run_checks --loop`, one check at a time, once its first round has begun."""
+def loop_in_its_round(env: dict[str, str], simulator, *,
+                      command: list[str] | None = None, **popen: Any) -> subprocess.Popen:
+    """`run_checks --loop`, one check at a time (or `command`), once its first round has begun."""
     child = subprocess.Popen(
-        [sys.executable, "manage.py", "run_checks", "--loop", "--interval", "3600",
-         "--concurrency", "1"],
+        command or [sys.executable, "manage.py", "run_checks", "--loop", "--interval", "3600",
+                    "--concurrency", "1"],
         cwd=REPO_ROOT, env={**env, "IQMETRIX_SANDBOX_ACCOUNTS_URL": simulator.url},
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        **popen,
     )
     deadline = time.monotonic() + 30
     while simulator.token_requests == 0 and time.monotonic() < deadline:
@@ -271,6 +276,37 @@ def test_sigterm_lets_the_loop_finish_the_round_in_hand_then_exit_0(sandbox_simu
     assert out.rstrip().endswith("run_checks: stopped.")
     assert "stopping after the round in hand" in err
     assert sandbox_simulator.token_requests == 3
+
+
+def procfile_command(name: str) -> str:
+    for line in (REPO_ROOT / "Procfile").read_text().splitlines():
+        process, colon, command = line.partition(":")
+        if colon and process.strip() == name:
+            return command.strip()
+    raise AssertionError(f"the Procfile declares no {name!r} process")
+
+
+def test_the_procfile_checks_process_finishes_its_round_and_exits_0_on_sigterm(
+        sandbox_simulator, sqlite_child):  # noqa: F811
+    # honcho, foreman and Heroku run a Procfile line with `sh -c` and signal its process group.
+    # A shell left between them and run_checks dies of the SIGTERM (exit 143) while run_checks
+    # is still finishing the round, so the platform sees a killed process, not a clean stop.
+    _path, env = sqlite_child
+    seed_child(env, 3)
+    sandbox_simulator.latency_ms = 1000  # the round is still in hand when the signal comes
+    env = {**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"}
+    child = loop_in_its_round(env, sandbox_simulator,
+                              command=["/bin/sh", "-c", procfile_command("checks")],
+                              start_new_session=True)
+    try:
+        os.killpg(child.pid, signal.SIGTERM)
+        out, err = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+    assert child.returncode == 0, err
+    assert "checked 3 (ok 3, failed 0)" in out
+    assert out.rstrip().endswith("run_checks: stopped.")
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])

@@ -42,14 +42,22 @@ class KeyReport:
     rotated: int = 0
     unreadable: list[str] = field(default_factory=list)  # "table.column row-uuid", no values
 
+    missing_keys: list[str] = field(default_factory=list)  # key ids in use but not configured
+
     @property
     def on_old_keys(self) -> int:
         return sum(n for key, n in self.by_key.items() if key != self.current_key)
 
+    @property
+    def on_missing_keys(self) -> int:
+        return sum(self.by_key[key] for key in self.missing_keys)
+
 
 def keys_check(*, batch_size: int = 1000) -> KeyReport:
-    """Count stored values per key id without decrypting anything."""
-    report = KeyReport(current_key=keyring().current_id)
+    """Count stored values per key id without decrypting anything, and name the key ids in use
+    that FIELD_ENCRYPTION_KEYS no longer holds (rotation cannot move values off those)."""
+    ring = keyring()
+    report = KeyReport(current_key=ring.current_id)
     for model, enc in encrypted_fields():
         names = [f.attname for f in enc]
         for rows in _batches(model, names, batch_size):
@@ -58,6 +66,7 @@ def keys_check(*, batch_size: int = 1000) -> KeyReport:
                     raw = row.__dict__.get(f.attname)
                     if raw is not None:
                         report.by_key[key_id_of(raw) or "unknown"] += 1
+    report.missing_keys = sorted(key for key in report.by_key if ring.key_for(key) is None)
     return report
 
 

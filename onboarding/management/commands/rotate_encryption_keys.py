@@ -32,9 +32,18 @@ class Command(BaseCommand):
         if options["check"]:
             report = keys_check()
             for key_id, count in sorted(report.by_key.items()):
-                mark = " (newest)" if key_id == report.current_key else ""
+                mark = (" (newest)" if key_id == report.current_key
+                        else " (not configured)" if key_id in report.missing_keys else "")
                 self.stdout.write(f"{key_id}{mark}: {count} values")
             self.stdout.write(f"{report.on_old_keys} values on older keys.")
+            if report.missing_keys:
+                # Rotation cannot open these: the key was dropped too early, or a backup from
+                # before the last rotation was restored.
+                raise CommandError(
+                    f"{report.on_missing_keys} values on keys not in FIELD_ENCRYPTION_KEYS: "
+                    f"{', '.join(report.missing_keys)}. Nothing can decrypt them without those "
+                    "keys: put those keys back (after the newest), restart, then run "
+                    "rotate_encryption_keys.", returncode=1)
             if report.on_old_keys:
                 raise CommandError("Run rotate_encryption_keys before removing an old key.",
                                    returncode=1)
