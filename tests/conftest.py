@@ -35,6 +35,15 @@ def _no_host_but_loopback():
         yield
 
 
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Each test starts with no cached overview rows. Their keys hold the integrations' random
+    uuids, so one test's rows could not show in another's anyway; this keeps it obvious."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 def _is_loopback(name: str) -> bool:
     try:
         return ipaddress.ip_address(name.strip("[]")).is_loopback

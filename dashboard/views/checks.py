@@ -16,9 +16,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from dashboard.access import package_for
+from dashboard.cards import card_for
 from dashboard.navigation import local_path
 from dashboard.views.integrations import recent_checks
-from dashboard.views.overview import card_for
 from onboarding.models import ConnectivityCheck, OnboardingPackage, Role
 from onboarding.services.audit import RequestMeta
 from onboarding.services.checks import CheckError, check_history, check_refresh, check_run

@@ -11,7 +11,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from dashboard.access import integration_for
-from dashboard.views.overview import Card, cards_for
+from dashboard.cards import Card, cards_for
 from onboarding.models import (
     ConnectivityCheck,
     Environment,

@@ -6,7 +6,8 @@ and `packages` list every one of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -78,6 +79,37 @@ def packages_with_last_check(queryset: QuerySet[OnboardingPackage]
         last_exchange_id=Subquery(newest.filter(kind=CheckKind.PASSWORD).values("pk")[:1]),
         refresh_held=Exists(refresh),
     )
+
+
+# What a page shows of a package is fixed by these values: a version and a check are never edited
+# once written (a later check only clears the tokens of older ones, which `refresh_held` follows),
+# so when any of them changes, so do these. The package's uuid goes into its links.
+STAMP_FIELDS = ("integration_id", "environment", "pk", "uuid", "current_version_id",
+                "last_check_id", "last_exchange_id", "refresh_held", "failing_since")
+
+
+@functools.cache
+def _stamps_query() -> QuerySet[OnboardingPackage]:
+    # Built once: resolving the three subqueries costs more than running them. Only ever
+    # filtered (which copies it), never evaluated itself, so threads may share it.
+    return packages_with_last_check(OnboardingPackage.objects.all()).order_by().values_list(
+        *STAMP_FIELDS)
+
+
+def package_stamps(*, integration_ids: Sequence[int]) -> list[tuple]:
+    """`STAMP_FIELDS` of the integrations' packages as plain values, in one query and without a
+    model instance each: the key of the overview's cache of rendered rows."""
+    if not integration_ids:
+        return []
+    return list(_stamps_query().filter(integration_id__in=list(integration_ids)))
+
+
+def status_stamp(status: PackageStatus) -> tuple | None:
+    """`STAMP_FIELDS` of the package a status was built from, as `package_stamps` reads them."""
+    package = status.package
+    if package is None:
+        return None
+    return tuple(getattr(package, name) for name in STAMP_FIELDS)
 
 
 def package_statuses(*, integrations: Iterable[Integration]) -> list[PackageStatus]:

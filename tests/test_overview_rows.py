@@ -1,0 +1,179 @@
+"""The overview's cached rows (dashboard/overview_rows.py): a visit shows the current state and
+its own CSRF token, `next` path and countdown, whether the rows were rendered for it or for an
+earlier visit."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.test import Client
+from django.utils import timezone
+
+import dashboard.overview_rows as overview_rows
+from onboarding.models import Environment
+from onboarding.services import checks as checks_service
+from onboarding.services.checks import check_run
+from tests.conftest import make_user, onboard
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def renders(monkeypatch) -> list:
+    """Each rendering of the rows, as stored in the cache; a visit that adds none was served
+    from the cache."""
+    stored: list = []
+    render = overview_rows._render
+
+    def recording(**kwargs):
+        key, rendered = render(**kwargs)
+        stored.append(rendered)
+        return key, rendered
+
+    monkeypatch.setattr(overview_rows, "_render", recording)
+    return stored
+
+
+def page(client: Client, path: str = "/") -> str:
+    response = client.get(path)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def cell(html: str, environment: str = "sandbox") -> str:
+    found = re.search(rf'<article class="env-card env-cell[^"]*" id="card-[^"]+-{environment}".*?'
+                      r"</article>", html, flags=re.S)
+    assert found, f"no {environment} cell"
+    return found.group(0)
+
+
+def test_a_second_visit_takes_the_rows_from_the_cache(client, lead, renders):
+    onboard()
+    client.force_login(lead)
+    first = page(client)
+    second = page(client)
+    assert len(renders) == 1
+    token = r'(name="csrfmiddlewaretoken" value=)"[^"]+"'  # masked anew for every visit
+    assert re.sub(token, "", cell(second)) == re.sub(token, "", cell(first))
+
+
+def test_a_check_made_after_the_rows_were_cached_shows_at_once(
+        client, lead, sandbox_simulator, monkeypatch, renders):
+    monkeypatch.setattr(checks_service, "DEDUPE_SECONDS", 0.0)
+    version = onboard()
+    client.force_login(lead)
+    assert "Never checked." in cell(page(client))
+
+    check_run(package=version.package, fetch_me=False)
+    shown = cell(page(client))
+    assert "Passed:" in shown and "state-verified" in shown
+
+    onboard(password="no-longer-the-password")  # a new version, which fails its check
+    shown = cell(page(client))
+    assert "v2" in shown and "(of an earlier version)" in shown and "state-unverified" in shown
+    check_run(package=version.package, fetch_me=False)
+    shown = cell(page(client))
+    assert "Failed:" in shown and "Failing" in shown
+    assert len(renders) == 4
+
+
+def test_a_renamed_integration_shows_its_new_name(client, lead):
+    integration = onboard().package.integration
+    client.force_login(lead)
+    assert "Acme POS" in page(client)
+    integration.name = "Acme Point of Sale"
+    integration.save()
+    assert "Acme Point of Sale" in page(client)
+
+
+def test_users_with_other_rights_get_their_own_rows(client, lead, auditor, renders):
+    onboard()
+    onboard(environment=Environment.PRODUCTION)
+    # Both see both environments; only the lead may check Sandbox.
+    client.force_login(lead)
+    assert "Check now</button>" in cell(page(client))
+    client.force_login(auditor)
+    assert "Check now</button>" not in page(client)
+    assert len(renders) == 2
+
+    # Rights taken away take effect on the next visit, not when the cache lets go.
+    lead.groups.clear()
+    lead.user_permissions.add(*Permission.objects.filter(
+        codename__in=["view_sandbox", "view_production"]))
+    client.force_login(lead)
+    assert "Check now</button>" not in page(client)
+
+
+def test_each_visit_gets_its_own_csrf_token_and_the_cache_holds_none(client, lead, renders,
+                                                                     sandbox_simulator):
+    version = onboard()
+    other_lead = make_user("other-lead", "Integration leads")
+    first = Client(enforce_csrf_checks=True)
+    first.force_login(lead)
+    page(first)
+    second = Client(enforce_csrf_checks=True)
+    second.force_login(other_lead)
+    html = page(second)
+    assert len(renders) == 1  # the second lead's rows came from the first lead's rendering
+
+    token = re.search(r'<form method="post" action="([^"]+)".*?name="csrfmiddlewaretoken" '
+                      r'value="([^"]+)"', cell(html), flags=re.S)
+    assert token and token.group(1).endswith(f"/packages/{version.package.uuid}/check/")
+    response = second.post(token.group(1), {"csrfmiddlewaretoken": token.group(2), "next": "/"})
+    assert response.status_code == 302  # CSRF accepted: the token is the second lead's own
+
+    stored = "".join(renders[0].parts[::2])  # the rendering without its slots
+    assert 'name="csrfmiddlewaretoken" value=""' in stored
+    assert re.search(r'name="csrfmiddlewaretoken" value="[^"]', stored) is None
+
+
+def test_forms_return_to_the_page_of_each_visit(client, lead):
+    onboard()
+    client.force_login(lead)
+    assert 'name="next" value="/"' in cell(page(client))
+    shown = cell(page(client, "/?page=1&sort=name"))
+    assert 'name="next" value="/?page=1&amp;sort=name"' in shown
+
+
+def test_the_countdown_is_worked_out_at_each_visit(client, lead, sandbox_simulator, monkeypatch,
+                                                   renders):
+    check_run(package=onboard().package, fetch_me=False)
+    client.force_login(lead)
+    assert re.search(r'role="timer"[^>]*>11 h 59 min', page(client))
+
+    def clock(hours: int) -> SimpleNamespace:  # the rows' clock only: the session keeps its own
+        later = timezone.now() + timedelta(hours=hours)
+        return SimpleNamespace(now=lambda: later,
+                               get_current_timezone=timezone.get_current_timezone)
+
+    monkeypatch.setattr(overview_rows, "timezone", clock(2))
+    assert re.search(r'role="timer"[^>]*>9 h 59 min', page(client))
+    monkeypatch.setattr(overview_rows, "timezone", clock(12))
+    assert re.search(r'role="timer"[^>]*>expired<', page(client))
+    assert len(renders) == 1
+
+
+def test_rows_rendered_after_a_check_landed_are_filed_under_that_check(
+        client, lead, sandbox_simulator, monkeypatch, renders):
+    """A check that lands between the cheap read of the key and the rendering: the rows show
+    it and are stored under the key that names it, never under the key of the state before
+    (which a rollback could bring back)."""
+    monkeypatch.setattr(checks_service, "DEDUPE_SECONDS", 0.0)
+    version = onboard()
+    read = overview_rows.package_stamps
+
+    def read_then_check(**kwargs):
+        stamps = read(**kwargs)
+        monkeypatch.setattr(overview_rows, "package_stamps", read)  # once
+        check_run(package=version.package, fetch_me=False)
+        return stamps
+
+    monkeypatch.setattr(overview_rows, "package_stamps", read_then_check)
+    client.force_login(lead)
+    assert "Passed:" in cell(page(client))
+    assert "Passed:" in cell(page(client))
+    assert len(renders) == 1  # the second visit's key is the one the rows were filed under
