@@ -313,6 +313,7 @@ def _verdict(ok: bool) -> str:
 def targets(r: dict) -> list[tuple[str, str]]:
     rows = r["overview"]
     queries = {row["queries"] for row in rows}
+    cold_queries = {row.get("cold_queries", row["queries"]) for row in rows}
     biggest = rows[-1]
     rot_small, rot_big = r["rotation"]
     audit_small, audit_big = r["audit_verify"]
@@ -320,8 +321,10 @@ def targets(r: dict) -> list[tuple[str, str]]:
     size_growth = audit_big["events"] / audit_small["events"]
     memory = rot_big["peak_rss_mb"] / rot_small["peak_rss_mb"]
     return [
-        (f"overview queries same at every size and <= 15 ({sorted(queries)})",
-         _verdict(len(queries) == 1 and max(queries) <= 15)),
+        (f"overview queries same at every size and <= 15 ({sorted(queries)} with the rows "
+         f"cached, {sorted(cold_queries)} rendering them)",
+         _verdict(len(queries) == 1 and len(cold_queries) == 1
+                  and max(queries | cold_queries) <= 15)),
         (f"overview ratio <= 3 at {biggest['integrations']} ({biggest['ratio']})",
          _verdict(biggest["ratio"] <= 3)),
         (f"check overhead ratio <= 1.25 ({r['check_overhead']['ratio']})",
@@ -351,6 +354,12 @@ def table(r: dict) -> str:
         lines.append(_overview_line("no integrations (its fixed cost)", r["overview_empty"]))
     for row in r["overview"]:
         lines.append(_overview_line(f"{row['integrations']:,} integrations", row))
+    for row in r["overview"]:
+        if "cold_median_ms" in row:
+            lines.append(f"| overview, {row['integrations']:,} integrations, rows rendered (first "
+                         f"visit after a change), {row['cold_queries']} queries "
+                         f"| {row['cold_median_ms']} ms | {row['floor_median_ms']} ms "
+                         f"| {row['cold_ratio']} |")
     c = r["check_overhead"]
     lines.append(f"| check, simulator {c['latency_ms']} ms | {c['median_ms']} ms ({_sql(c)}) "
                  f"| {c['raw_median_ms']} ms (bare POST) | {c['ratio']} |")
