@@ -216,6 +216,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", _number("CONN_MAX_AGE", 60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+        # Statements the dashboard sends on every page (permissions, the overview's packages)
+        # take PostgreSQL longer to plan than to run: psycopg prepares a statement once a
+        # connection has sent it five times, so it is planned once per connection instead.
+        # Server-side binding is what lets psycopg prepare. Off (false) behind a pooler in
+        # transaction mode that cannot keep prepared statements (PgBouncer before 1.21).
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            {"server_side_binding": True, "prepare_threshold": 5})
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

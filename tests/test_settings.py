@@ -19,7 +19,9 @@ PRINT_SETTINGS = (
     "import json; from django.conf import settings as s; "
     "print(json.dumps({'DEBUG': s.DEBUG, 'ENGINE': s.DATABASES['default']['ENGINE'], "
     "'NAME': s.DATABASES['default']['NAME'], 'HOST': s.DATABASES['default']['HOST'], "
-    "'SESSION_COOKIE_SECURE': s.SESSION_COOKIE_SECURE, 'HSTS': s.SECURE_HSTS_SECONDS}))"
+    "'SESSION_COOKIE_SECURE': s.SESSION_COOKIE_SECURE, 'HSTS': s.SECURE_HSTS_SECONDS, "
+    "'OPTIONS': s.DATABASES['default'].get('OPTIONS', {}), "
+    "'CACHE': s.CACHES['default']['BACKEND']}, default=str))"
 )
 
 
@@ -104,6 +106,36 @@ def test_database_url_defaults_to_sqlite_and_accepts_postgres():
                             DATABASE_URL="postgres://aisle:pw@db.internal:5432/aislekeys")
     assert postgres["ENGINE"] == "django.db.backends.postgresql"
     assert (postgres["NAME"], postgres["HOST"]) == ("aislekeys", "db.internal")
+
+
+def test_postgresql_prepares_repeated_statements_unless_turned_off():
+    url = "postgres://aisle:pw@db.internal:5432/aislekeys"
+    options = _settings_of(**production_keys(), DATABASE_URL=url)["OPTIONS"]
+    assert options == {"server_side_binding": True, "prepare_threshold": 5}
+    off = _settings_of(**production_keys(), DATABASE_URL=url, DATABASE_PREPARED_STATEMENTS="false")
+    assert "server_side_binding" not in off["OPTIONS"]
+
+
+@pytest.mark.django_db
+def test_a_statement_sent_again_and_again_is_prepared_on_postgresql():
+    from django.db import connection
+
+    from onboarding.models import Integration
+
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    for _ in range(6):
+        list(Integration.objects.filter(name="prepared-statement probe"))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any('FROM "onboarding_integration"' in sql for sql in prepared), prepared
+
+
+def test_the_cache_is_per_process_unless_cache_url_names_one():
+    assert _settings_of(**production_keys())["CACHE"].endswith("LocMemCache")
+    shared = _settings_of(**production_keys(), CACHE_URL="redis://127.0.0.1:6379/1")
+    assert shared["CACHE"] == "django.core.cache.backends.redis.RedisCache"
 
 
 def test_an_accounts_url_pointing_at_plain_http_elsewhere_is_refused():
