@@ -1,7 +1,7 @@
 """The overview's rows, rendered once and then served from Django's cache until what they show
 changes.
 
-Rendering 25 integrations' cells costs ten times a trivial page (model instances for every
+Rendering 25 integrations' cells costs about ten times a trivial page (model instances for every
 package, version and check, then the cells' HTML); most visits see exactly what the previous
 visit saw. So the rows are cached under a key made of everything they show (key-based
 expiration: nothing is ever invalidated, a change makes a new key):
@@ -19,13 +19,15 @@ The rendering is stored split at those slots, which each visit fills in.
 
 A miss renders from the full statuses and stores under the key made from those same statuses,
 so a check that lands between the cheap read and the rendering never files new rows under an
-old key.
+old key. A cache that cannot be reached (a configured Redis down) costs a rendering, never the
+page.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import re
 import secrets
 from collections.abc import Sequence
@@ -46,6 +48,8 @@ from dashboard.cards import cards_for, countdown_text
 from onboarding.models import Environment, Integration, Role
 from onboarding.services.access import roles_lookup
 from onboarding.services.status import package_stamps, status_stamp
+
+logger = logging.getLogger(__name__)
 
 TEMPLATE = "dashboard/_rows.html"
 CACHE_SECONDS = 60 * 60  # rows nobody asks for again leave the cache; a change never waits on it
@@ -123,7 +127,24 @@ def _render(*, request: HttpRequest, integrations: Sequence[Integration],
 def _visible_stamps(stamps: list[tuple], permissions: list[tuple[int, str, bool, bool]]
                     ) -> list[tuple]:
     visible = {(pk, environment) for pk, environment, may_view, _ in permissions if may_view}
+    # A stamp starts with (integration_id, environment): see status.STAMP_FIELDS.
     return [stamp for stamp in stamps if (stamp[0], stamp[1]) in visible]
+
+
+def _cached(key: str) -> _Rendered | None:
+    try:
+        found = cache.get(key)
+    except Exception as exc:  # any backend's connection error: render instead
+        logger.warning("overview rows: the cache could not be read (%s)", type(exc).__name__)
+        return None
+    return found if isinstance(found, _Rendered) else None
+
+
+def _store(key: str, rendered: _Rendered) -> None:
+    try:
+        cache.set(key, rendered, CACHE_SECONDS)
+    except Exception as exc:
+        logger.warning("overview rows: the cache could not be written (%s)", type(exc).__name__)
 
 
 def _filled(rendered: _Rendered, *, request: HttpRequest) -> str:
@@ -147,10 +168,10 @@ def overview_rows(*, request: HttpRequest, integrations: Sequence[Integration]) 
     stamps = _visible_stamps(package_stamps(integration_ids=[i.pk for i in integrations]),
                              permissions)
     key = _key(integrations=integrations, stamps=stamps, permissions=permissions)
-    rendered = cache.get(key)
-    if not isinstance(rendered, _Rendered):
+    rendered = _cached(key)
+    if rendered is None:
         key, rendered = _render(request=request, integrations=integrations,
                                 permissions=permissions)
-        cache.set(key, rendered, CACHE_SECONDS)
+        _store(key, rendered)
     return Rows(html=_filled(rendered, request=request), any_cell=rendered.any_cell)
 

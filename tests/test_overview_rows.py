@@ -177,3 +177,20 @@ def test_rows_rendered_after_a_check_landed_are_filed_under_that_check(
     assert "Passed:" in cell(page(client))
     assert "Passed:" in cell(page(client))
     assert len(renders) == 1  # the second visit's key is the one the rows were filed under
+
+
+def test_a_cache_that_cannot_be_reached_costs_a_rendering_not_the_page(client, lead,
+                                                                        monkeypatch, renders,
+                                                                        caplog):
+    onboard()
+
+    def down(*args, **kwargs):
+        raise ConnectionError("cache server down")
+
+    monkeypatch.setattr(overview_rows.cache, "get", down)
+    monkeypatch.setattr(overview_rows.cache, "set", down)
+    client.force_login(lead)
+    assert "Acme POS" in page(client)
+    assert "Acme POS" in page(client)
+    assert len(renders) == 2
+    assert "the cache could not be read (ConnectionError)" in caplog.text
