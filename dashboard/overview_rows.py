@@ -11,7 +11,8 @@ expiration: nothing is ever invalidated, a change makes a new key):
   checks are never edited once written, so the ids stand for their content. They are read with
   one cheap query (`package_stamps`), without building a model instance;
 - what the user may do in each cell (view, Check now), the time zone and URL prefix, and the
-  templates' own source, so a changed template never serves an old rendering.
+  source of the templates and of the code that builds the cells, so a deployment that
+  changes them never serves an old rendering.
 
 What differs between two visits of the same rows is not cached: the CSRF token (a user's own,
 never another's), the `next` path of the forms and the countdown's first text (seconds tick).
@@ -33,12 +34,15 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import django
+import jinja2
+from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
 from django.middleware.csrf import get_token
-from django.template import engines
 from django.template.loader import render_to_string
 from django.urls import get_script_prefix
 from django.utils import timezone
@@ -52,6 +56,7 @@ from onboarding.services.status import package_stamps, status_stamp
 logger = logging.getLogger(__name__)
 
 TEMPLATE = "dashboard/_rows.html"
+_SLOT_NAME = re.compile(r"csrf|next|t[0-9.]+")  # a countdown's slot: t<expiry timestamp>
 CACHE_SECONDS = 60 * 60  # rows nobody asks for again leave the cache; a change never waits on it
 
 
@@ -69,25 +74,40 @@ class _Rendered:
     any_cell: bool
 
 
-@functools.cache
-def _template_revision() -> str:
-    """The templates' source: a deployment that changes them never serves an older rendering
-    from a cache that outlives the processes (one configured with CACHE_URL)."""
-    environment = engines["jinja2"].env
-    digest = hashlib.sha256()
-    for name in (TEMPLATE, "dashboard/_cell.html"):
-        digest.update(environment.loader.get_source(environment, name)[0].encode())
+# What shapes a rendering besides the data: the templates and the code that builds the cells
+# (their URLs, labels, time formats). A deployment that changes any of it must not be served
+# an older rendering from a cache that outlives the processes (one configured with CACHE_URL).
+_SOURCES = ("dashboard", "onboarding", "templates")
+
+
+def _hash_sources() -> str:
+    base = Path(settings.BASE_DIR)
+    digest = hashlib.sha256(f"{django.__version__} {jinja2.__version__}".encode())
+    for folder in _SOURCES:
+        for path in sorted((base / folder).rglob("*")):
+            if path.suffix in {".py", ".html"} and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(base)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+_deployed_revision = functools.cache(_hash_sources)
+
+
+def _revision() -> str:
+    # Read once per process in production (a deployment restarts the processes); at every
+    # visit under DEBUG, where a template edited under runserver does not restart it.
+    return _hash_sources() if settings.DEBUG else _deployed_revision()
 
 
 def _key(*, integrations: Sequence[Integration], stamps: Sequence[Sequence[Any]],
          permissions: Sequence[tuple[int, str, bool, bool]]) -> str:
-    digest = hashlib.sha256(f"{_template_revision()}|{get_script_prefix()}|"
-                            f"{timezone.get_current_timezone()}".encode())
+    # Each part as the repr of a tuple: no name or value can pose as a separator.
+    digest = hashlib.sha256(repr((_revision(), get_script_prefix(),
+                                  str(timezone.get_current_timezone()))).encode())
     for integration in integrations:
-        digest.update(f"|{integration.pk},{integration.uuid},{integration.name}".encode())
+        digest.update(repr((integration.pk, str(integration.uuid), integration.name)).encode())
     # Text, as the cheap read and the statuses may give a value as different types.
-    for stamp in sorted("|" + ",".join(map(str, stamp)) for stamp in stamps):
+    for stamp in sorted(repr(tuple(map(str, stamp))) for stamp in stamps):
         digest.update(stamp.encode())
     digest.update(repr(sorted(permissions)).encode())
     return "overview-rows:" + digest.hexdigest()
@@ -120,7 +140,7 @@ def _render(*, request: HttpRequest, integrations: Sequence[Integration],
     html = render_to_string(TEMPLATE, {
         "groups": groups, "csrf_token": f"{marker}csrf\x00", "return_to": f"{marker}next\x00",
     }, using="jinja2")
-    parts = re.split(re.escape(marker) + r"(csrf|next|t[0-9.]+)\x00", html)
+    parts = re.split(f"{re.escape(marker)}({_SLOT_NAME.pattern})\x00", html)
     return key, _Rendered(parts=parts, any_cell=bool(groups))
 
 
@@ -137,7 +157,11 @@ def _cached(key: str) -> _Rendered | None:
     except Exception as exc:  # any backend's connection error: render instead
         logger.warning("overview rows: the cache could not be read (%s)", type(exc).__name__)
         return None
-    return found if isinstance(found, _Rendered) else None
+    if not isinstance(found, _Rendered):
+        return None
+    # Only slots this code fills (a rendering stored by other code is rendered anew, not a 500).
+    slots = found.parts[1::2]
+    return found if all(_SLOT_NAME.fullmatch(slot) for slot in slots) else None
 
 
 def _store(key: str, rendered: _Rendered) -> None:

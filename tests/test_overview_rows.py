@@ -5,6 +5,7 @@ earlier visit."""
 from __future__ import annotations
 
 import re
+import threading
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -194,3 +195,79 @@ def test_a_cache_that_cannot_be_reached_costs_a_rendering_not_the_page(client, l
     assert "Acme POS" in page(client)
     assert len(renders) == 2
     assert "the cache could not be read (ConnectionError)" in caplog.text
+
+
+def test_a_deployment_with_other_code_renders_its_own_rows(client, lead, monkeypatch, renders):
+    """A cache shared between deployments (CACHE_URL) never serves rows that older code or
+    templates rendered."""
+    onboard()
+    client.force_login(lead)
+    monkeypatch.setattr(overview_rows, "_revision", lambda: "release-1")
+    page(client)
+    page(client)
+    monkeypatch.setattr(overview_rows, "_revision", lambda: "release-2")
+    page(client)
+    assert len(renders) == 2
+
+
+def test_the_revision_follows_the_code_and_templates_and_debug_sees_edits(settings, tmp_path):
+    for folder in overview_rows._SOURCES:
+        (tmp_path / folder).mkdir()
+    cells = tmp_path / "dashboard" / "cards.py"
+    cells.write_text("LABEL = 'Passed'\n")
+    template = tmp_path / "templates" / "_cell.html"
+    template.write_text("<td>{{ label }}</td>\n")
+    settings.BASE_DIR = tmp_path
+    settings.DEBUG = False
+    overview_rows._deployed_revision.cache_clear()
+    try:
+        first = overview_rows._revision()
+        cells.write_text("LABEL = 'Verified'\n")
+        assert overview_rows._hash_sources() != first
+        assert overview_rows._revision() == first  # read once per process in production
+        settings.DEBUG = True
+        assert overview_rows._revision() != first  # under runserver, an edit shows at once
+        edited = overview_rows._revision()
+        template.write_text("<td>{{ label|upper }}</td>\n")
+        assert overview_rows._revision() != edited
+        (tmp_path / "dashboard" / "notes.txt").write_text("not code")
+        assert overview_rows._hash_sources() == overview_rows._revision()
+    finally:
+        overview_rows._deployed_revision.cache_clear()
+
+
+def test_a_cached_rendering_with_a_slot_this_code_does_not_fill_is_rendered_anew(
+        client, lead, monkeypatch, renders):
+    onboard()
+    stale = overview_rows._Rendered(parts=["<tr>old</tr>", "tooltip", ""], any_cell=True)
+    monkeypatch.setattr(overview_rows.cache, "get", lambda key: stale)
+    client.force_login(lead)
+    html = page(client)
+    assert "Acme POS" in html and "<tr>old</tr>" not in html
+    assert len(renders) == 1
+
+
+def test_no_name_can_make_one_page_key_pose_as_another():
+    # Joined as text with separators, both pages read "|1,u1,a|2,u2,b".
+    one = [SimpleNamespace(pk=1, uuid="u1", name="a|2,u2,b")]
+    two = [SimpleNamespace(pk=1, uuid="u1", name="a"), SimpleNamespace(pk=2, uuid="u2", name="b")]
+    keys = {overview_rows._key(integrations=page, stamps=[], permissions=[])
+            for page in (one, two)}
+    assert len(keys) == 2
+    # Nor can the values of packages' stamps run into each other ("|x|y" both, joined).
+    assert (overview_rows._key(integrations=two, stamps=[("x|y",)], permissions=[])
+            != overview_rows._key(integrations=two, stamps=[("x",), ("y",)], permissions=[]))
+
+
+def test_threads_never_share_the_stamps_query():
+    """Compiling a query adjusts its subqueries' alias counts in place, and filtering a query
+    shares its subqueries: each thread builds its own (gthread workers)."""
+    from onboarding.services import status
+
+    own = status._stamps_query()
+    assert status._stamps_query() is own  # built once per thread
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(status._stamps_query()))
+    thread.start()
+    thread.join()
+    assert seen and seen[0] is not own

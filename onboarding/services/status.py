@@ -6,7 +6,7 @@ and `packages` list every one of them.
 
 from __future__ import annotations
 
-import functools
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -88,12 +88,18 @@ STAMP_FIELDS = ("integration_id", "environment", "pk", "uuid", "current_version_
                 "last_check_id", "last_exchange_id", "refresh_held", "failing_since")
 
 
-@functools.cache
+_built = threading.local()
+
+
 def _stamps_query() -> QuerySet[OnboardingPackage]:
-    # Built once: resolving the three subqueries costs more than running them. Only ever
-    # filtered (which copies it), never evaluated itself, so threads may share it.
-    return packages_with_last_check(OnboardingPackage.objects.all()).order_by().values_list(
-        *STAMP_FIELDS)
+    # Built once per thread: resolving the three subqueries costs more than running them.
+    # Filtering copies the outer query but shares the subqueries, whose compiling adjusts
+    # their alias counts in place, so threads (gthread workers) each build their own.
+    query = getattr(_built, "stamps", None)
+    if query is None:
+        query = _built.stamps = packages_with_last_check(
+            OnboardingPackage.objects.all()).order_by().values_list(*STAMP_FIELDS)
+    return query
 
 
 def package_stamps(*, integration_ids: Sequence[int]) -> list[tuple]:
