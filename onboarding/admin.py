@@ -46,6 +46,7 @@ from onboarding.services.access import active_grants, can, visible_integrations
 from onboarding.services.audit import RequestMeta
 from onboarding.services.packages import (
     UNREADABLE,
+    PackageChanged,
     PackageData,
     integration_delete,
     integration_name_refusal,
@@ -282,6 +283,18 @@ class OnboardingPackageAdmin(StepUpFormMixin, admin.ModelAdmin):
 
     def changeform_view(self, request: HttpRequest, object_id: str | None = None,
                         form_url: str = "", extra_context: Any = None) -> HttpResponse:
+        try:
+            return self._package_changeform(request, object_id, form_url, extra_context)
+        except PackageChanged:
+            # Someone saved a version between this form's clean() and its save (the service
+            # checks again under the package lock; the admin's transaction rolled back, so
+            # nothing was stored). Shown again, the form's clean() now sees that version and
+            # refuses with what the user typed kept, as when it was saved long before. Versions
+            # only grow, so this second showing cannot race in the same way.
+            return self._package_changeform(request, object_id, form_url, extra_context)
+
+    def _package_changeform(self, request: HttpRequest, object_id: str | None, form_url: str,
+                            extra_context: Any) -> HttpResponse:
         # Production edits: a refused POST is audited; an allowed one needs a fresh step-up.
         obj = self.get_object(request, object_id) if object_id else None
         environment = obj.environment if obj else request.POST.get("environment")

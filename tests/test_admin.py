@@ -18,6 +18,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from django.views.debug import SafeExceptionReporterFilter
 
+import onboarding.admin as admin_module
 from onboarding.models import (
     AuditEvent,
     ConnectivityCheck,
@@ -637,3 +638,32 @@ def test_a_package_lists_its_newest_20_versions_and_production_points_to_its_his
                            _form_data(package, notes="after the cap"))
     assert response.status_code == 302, response.content.decode()[:2000]
     assert package.versions.count() == 26
+
+
+def test_a_save_landing_between_the_forms_check_and_its_own_shows_the_refusal_not_a_500(
+        client, superuser, known, monkeypatch):
+    """The service checks the base version again under the package lock: a save in the moment
+    since the form's clean() makes it refuse, and the page says so like any stale form."""
+    sandbox, _ = known
+    package = sandbox.package
+    client.force_login(superuser)
+    mine = _form_data(package, notes="Ask for Dana", base_version="1")
+    onboard(notes="Use location 7", location_id="loc-7")  # v2, saved by someone else
+    checked = admin_module.package_changed_since
+
+    def checked_before_that_save(**kwargs):
+        monkeypatch.setattr(admin_module, "package_changed_since", checked)  # once
+        return None  # what the form's check saw a moment before v2 landed
+
+    monkeypatch.setattr(admin_module, "package_changed_since", checked_before_that_save)
+    events = AuditEvent.objects.count()
+    response = client.post(f"{PACKAGES}{package.pk}/change/", mine)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Someone saved version 2 since you opened this form" in html
+    assert "Ask for Dana" in html  # what the user typed is still in the form
+    assert re.search(r'name="base_version" value="2"', html)
+    package.refresh_from_db()
+    assert (package.current_version.number, package.current_version.notes) == (
+        2, "Use location 7")
+    assert AuditEvent.objects.count() == events
