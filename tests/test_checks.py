@@ -19,18 +19,18 @@ from onboarding.models import (
     ConnectivityCheck,
     Environment,
     OnboardingPackage,
+    ProductionState,
 )
 from onboarding.services import checks as checks_service
 from onboarding.services.audit import audit_verify
 from onboarding.services.checks import (
     CheckError,
     check_history,
-    check_last_pass,
-    check_latest,
     check_live_token,
     check_refresh,
     check_run,
 )
+from onboarding.services.status import package_statuses
 from onboarding.simulator import DEMO_ACCOUNT
 from tests.conftest import KNOWN_PASSWORD, KNOWN_SECRET, onboard
 from tests.explain import index_scans, postgres_only, queries
@@ -144,7 +144,6 @@ def test_only_the_newest_success_keeps_its_tokens(sandbox_simulator, sandbox_ver
     assert raw_column(older, "access_token") is None
     assert newer.access_token is not None
     assert check_live_token(package=package) == newer
-    assert check_latest(package=package) == newer
     assert list(check_history(package=package)) == [newer, failed, older]
 
 
@@ -222,7 +221,10 @@ def test_refresh_trades_the_held_refresh_token_and_is_audited(
     assert first.refresh_token is None and first.access_token is None
     event = AuditEvent.objects.filter(action="refresh").get()
     assert event.details["check"] == str(refreshed.uuid)
-    assert check_last_pass(version=sandbox_version) == first  # a refresh is not a passing check
+    # A refresh is no token exchange of the credentials: the state still rests on the first.
+    status = package_statuses(integrations=[package.integration])[0]
+    assert status.package.last_exchange_id == first.pk
+    assert status.state == ProductionState.VERIFIED
 
 
 def test_a_rejected_refresh_token_is_forgotten(sandbox_simulator, sandbox_version, no_dedupe):
@@ -238,7 +240,6 @@ def test_a_rejected_refresh_token_is_forgotten(sandbox_simulator, sandbox_versio
 
 def test_a_refresh_token_of_an_earlier_version_is_neither_offered_nor_used(
         sandbox_simulator, sandbox_version, no_dedupe):
-    from onboarding.services.status import package_statuses
 
     package = sandbox_version.package
     assert check_run(package=package).ok
@@ -301,13 +302,6 @@ def test_a_lead_may_not_check_production(sandbox_simulator, lead, db):
         check_run(package=version.package, actor=lead)
 
 
-def test_the_last_pass_of_a_version_ignores_failures(sandbox_simulator, sandbox_version, no_dedupe):
-    passed = check_run(package=sandbox_version.package)
-    sandbox_simulator.rate_limit_next(1)
-    check_run(package=sandbox_version.package)
-    assert check_last_pass(version=sandbox_version) == passed
-
-
 def test_the_demo_account_checks_ok(sandbox_simulator, db):
     version = onboard(name="Demo", client_id=DEMO_ACCOUNT.client_id,
                       client_secret=DEMO_ACCOUNT.client_secret, username=DEMO_ACCOUNT.username,
@@ -363,8 +357,6 @@ def test_a_refused_refresh_leaves_a_passing_package_verified(sandbox_simulator, 
                                                              no_dedupe):
     # iQmetrix forgets refresh tokens (a restart): that says nothing about the credentials, so
     # the package neither starts failing nor stops being verified.
-    from onboarding.models import ProductionState
-    from onboarding.services.status import package_statuses
 
     package = sandbox_version.package
     check_run(package=package)
@@ -379,8 +371,6 @@ def test_a_passing_refresh_after_a_failed_check_does_not_verify_the_package(
         sandbox_simulator, sandbox_version, no_dedupe):
     # A refresh proves only the client credentials: the failed token exchange still stands, as
     # the promotion guard and failing_since have it.
-    from onboarding.models import ProductionState
-    from onboarding.services.status import package_statuses
 
     package = sandbox_version.package
     check_run(package=package)

@@ -78,10 +78,6 @@ def _checks(**filters: Any) -> QuerySet[ConnectivityCheck]:
             .order_by("-sent_at", "-id"))
 
 
-def check_latest(*, package: OnboardingPackage) -> ConnectivityCheck | None:
-    return _checks(package=package).first()
-
-
 def check_history(*, package: OnboardingPackage) -> QuerySet[ConnectivityCheck]:
     """Every check of the package, newest first, with the version and who asked."""
     return _checks(package=package).select_related("version", "requested_by")
@@ -95,12 +91,6 @@ def check_live_token(*, package: OnboardingPackage) -> ConnectivityCheck | None:
             access_token__isnull=False,
         ).order_by("-sent_at", "-id").first()
     )
-
-
-def check_last_pass(*, version: PackageVersion) -> ConnectivityCheck | None:
-    """The newest passing password-grant check of this version (a refresh proves only the client
-    credentials, so it does not count as the version passing)."""
-    return _checks(version=version, outcome=Outcome.OK, kind=CheckKind.PASSWORD).first()
 
 
 def check_targets(*, integration: str | None = None, environment: str | None = None
