@@ -34,6 +34,7 @@ from onboarding.services.packages import (
     integration_names_taken,
     integration_slug,
     mask,
+    package_rebase,
     package_validate,
 )
 from onboarding.services.paste import MAX_PASTE_CHARS, PasteError, paste_parse
@@ -88,12 +89,19 @@ def _merge_paste(data: QueryDict) -> tuple[QueryDict, list[str], str | None, str
     return merged, taken, None, pasted.environment
 
 
-def rebase_form(form: forms.BaseForm, current: PackageVersion | None) -> None:
+def rebase_form(form: forms.BaseForm, current: PackageVersion | None) -> str:
     """After a save refused as stale: the page now describes `current`, so the next Save,
-    made after looking at it, is based on it (else it would be refused again and again).
-    For both package forms, the dashboard's and the admin's."""
+    made after looking at it, is based on it (else it would be refused again and again), and
+    the configuration fields show the newer version's values except where the user edited
+    them (`package_rebase`). Returns the refusal to show. For both package forms, the
+    dashboard's and the admin's."""
+    rebase = package_rebase(current=current, based_on=form.cleaned_data.get("base_version"),
+                            posted=form.cleaned_data)
     form.data = form.data.copy()
     form.data["base_version"] = str(current.number if current is not None else 0)
+    for name, value in rebase.shown.items():
+        form.data[name] = "" if value is None else str(value)
+    return rebase.refusal
 
 
 class PackageForm(forms.Form):
@@ -172,6 +180,12 @@ class PackageForm(forms.Form):
         cleaned = super().clean()
         if self.paste_error:
             self.add_error("paste", self.paste_error)
+        if "base_version" in self.errors:
+            # A hidden field: its own error would show nowhere. Only an altered page posts
+            # something that is no version number; what it was based on is unknown.
+            del self.errors["base_version"]
+            self.add_error(None, "This form does not say which version it was filled from; "
+                           "reload the page and enter your changes again.")
         # Validate even when a field already failed, so every problem shows at once; a field
         # with its own error keeps that one.
         try:

@@ -136,8 +136,7 @@ class PackageAdminForm(forms.ModelForm):
         current = self.instance.current_version if self.instance.pk else None
         stale = package_changed_since(current=current, based_on=cleaned.get("base_version"))
         if stale:
-            rebase_form(self, current)
-            raise ValidationError(stale)
+            raise ValidationError(rebase_form(self, current))
         try:
             self.data_for_service = self.package_data(current)
         except DecryptionError:

@@ -211,19 +211,23 @@ def test_a_change_form_opened_before_someone_elses_save_is_refused(client, super
     response = client.post(url, mine)
     assert response.status_code == 200
     html = response.content.decode()
-    assert ("Someone saved version 2 since you opened this form; review their changes and "
-            "save again.") in html
+    assert ("Someone saved version 2 since you opened this form, changing location ID and "
+            "notes. The form now shows their location ID. You changed the notes too: yours is "
+            "kept, compare it with version 2. Review the form and save again.") in html
     package.refresh_from_db()
     assert (package.current_version.number, package.current_version.notes) == (
         2, "Use location 7")
     assert AuditEvent.objects.count() == events
     assert "Ask for Dana" in html
+    # The field left alone shows the newer value, so saving the page as shown keeps it.
+    shown = re.search(r'name="location_id" value="([^"]*)"', html).group(1)
+    assert shown == "loc-7"
     # The page is now based on v2: saving again, having looked, goes ahead.
     assert re.search(r'name="base_version" value="2"', html)
-    assert client.post(url, mine | {"base_version": "2"}).status_code == 302
+    assert client.post(url, mine | {"base_version": "2", "location_id": shown}).status_code == 302
     package.refresh_from_db()
-    assert (package.current_version.number, package.current_version.notes) == (
-        3, "Ask for Dana")
+    assert (package.current_version.number, package.current_version.notes,
+            package.current_version.location_id) == (3, "Ask for Dana", "loc-7")
 
 
 def test_saving_a_new_secret_stores_it_without_echoing_it(client, superuser, known):

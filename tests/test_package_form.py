@@ -275,7 +275,8 @@ def test_saving_an_unchanged_form_keeps_the_current_version(client, lead, integr
     response = client.post(edit_url(integration), edit_post(
         client_id="client-abcdef123456", username="api.user@example.com",
         company_id="14146", location_id="loc-1"), follow=True)
-    assert "Nothing changed: Acme POS Sandbox stays at version 1." in messages_of(response)
+    assert ("Acme POS Sandbox version 1 already holds these values: nothing new was saved."
+            in messages_of(response))
     assert PackageVersion.objects.filter(package__integration=integration).count() == 1
     assert AuditEvent.objects.count() == events
     # One changed field is a new version again.
@@ -363,24 +364,102 @@ def test_a_form_opened_before_a_colleagues_save_is_refused_instead_of_undoing_it
 
     assert response.status_code == 200
     content = response.content.decode()
-    assert ("Someone saved version 2 since you opened this form; review their changes and "
-            "save again.") in content
+    # Who saved, which fields, and what the form now holds: names only, never a value.
+    assert ("Someone saved version 2 since you opened this form, changing location ID and "
+            "notes. The form now shows their location ID. You changed the notes too: yours is "
+            "kept, compare it with version 2. Review the form and save again.") in content
     version = package_current(integration=integration, environment=Environment.SANDBOX)
     assert (version.number, version.notes, version.location_id) == (2, "Use location 7", "loc-7")
     assert AuditEvent.objects.count() == events
-    # What was typed stays on the page, except the secret, which is asked for again.
-    assert "Ask for Dana" in content
+    # What was typed stays on the page, except the secret, which is asked for again; the field
+    # the lead left alone now shows the colleague's value.
+    assert field_value(content, "notes") == "Ask for Dana"
+    assert field_value(content, "location_id") == "loc-7"
     assert "typed-secret-77" not in content
     assert "Enter it again: secrets are never sent back to the page." in content
     assert_no_secret(response.content)
-    # The page now shows v2 and is based on it: saving again, having looked, goes ahead.
+    # The page now shows v2 and is based on it: saving it again, having looked, goes ahead
+    # and keeps both changes.
     assert "Saving makes version 3" in content
     assert base_version_of(response.content) == "2"
-    again = client.post(edit_url(integration), mine | {"base_version": "2"})
+    again = client.post(edit_url(integration),
+                        form_as_shown(content, client_secret="typed-secret-77"))
     assert again.status_code == 302
     version = package_current(integration=integration, environment=Environment.SANDBOX)
-    assert (version.number, version.notes, version.client_secret) == (
-        3, "Ask for Dana", "typed-secret-77")
+    assert (version.number, version.notes, version.location_id, version.client_secret) == (
+        3, "Ask for Dana", "loc-7", "typed-secret-77")
+
+
+def field_value(content: str, name: str) -> str:
+    """The value a page's input or textarea `name` shows, unescaped."""
+    import html
+
+    found = (re.search(rf'<textarea name="{name}"[^>]*>\n?(.*?)</textarea>', content, re.S)
+             or re.search(rf'<input type="[a-z]+" name="{name}" value="([^"]*)"', content)
+             or re.search(rf'<input type="[a-z]+" name="{name}"()', content))
+    assert found, name
+    return html.unescape(found.group(1))
+
+
+def form_as_shown(content: str, **typed: str) -> dict[str, str]:
+    """What a browser posts back from the edit page as shown, plus what the user types."""
+    names = ("client_id", "username", "company_id", "location_id", "notes", "base_version")
+    shown = {name: field_value(content, name) for name in names}
+    return edit_post(**shown | {"response_format": "json"} | typed)
+
+
+def test_a_refused_form_shows_the_colleagues_change_so_saving_again_keeps_it(
+        client, lead, integration):
+    """Lead A opened v1 and edits only the notes; B saves v2 with another location. A's save
+    is refused, and saving again as the page now shows it must not put A's old location back."""
+    client.force_login(lead)
+    base = base_version_of(client.get(edit_url(integration)).content)
+    onboard(location_id="loc-2")  # v2 by a colleague
+    response = client.post(edit_url(integration), edit_post(
+        **V1_AS_SHOWN | {"notes": "Ask for Dana"}, base_version=base))
+    content = response.content.decode()
+    assert ("Someone saved version 2 since you opened this form, changing location ID. The form "
+            "now shows their location ID. Review the form and save again.") in content
+    assert field_value(content, "location_id") == "loc-2"
+    assert field_value(content, "notes") == "Ask for Dana"
+    assert client.post(edit_url(integration), form_as_shown(content)).status_code == 302
+    version = package_current(integration=integration, environment=Environment.SANDBOX)
+    assert (version.number, version.location_id, version.notes) == (3, "loc-2", "Ask for Dana")
+
+
+def test_the_refusal_names_the_colleague_who_saved(client, lead, integration):
+    colleague = make_user("casey", "Integration leads")
+    client.force_login(lead)
+    package_store(integration=integration, environment=Environment.SANDBOX, actor=colleague,
+                  data=package_data(company_id=777), based_on=1)
+    response = client.post(edit_url(integration), edit_post(
+        **V1_AS_SHOWN | {"notes": "x"}, base_version="1"))
+    content = response.content.decode()
+    assert "casey saved version 2 since you opened this form, changing company ID." in content
+    assert field_value(content, "company_id") == "777"
+
+
+def test_a_second_click_on_save_is_not_refused_as_a_colleagues_change(client, lead, integration):
+    client.force_login(lead)
+    post = edit_post(**V1_AS_SHOWN | {"notes": "Ask for Dana"}, base_version="1")
+    assert client.post(edit_url(integration), post).status_code == 302
+    second = client.post(edit_url(integration), post, follow=True)  # the same form again
+    assert second.redirect_chain, second.content.decode()[:500]
+    assert ("Acme POS Sandbox version 2 already holds these values: nothing new was saved."
+            in messages_of(second))
+    assert PackageVersion.objects.filter(package__integration=integration).count() == 2
+
+
+@pytest.mark.parametrize("marker", ["abc", "-1", "1.5"])
+def test_an_altered_version_marker_is_named_in_the_error_summary(client, lead, integration,
+                                                                 marker):
+    client.force_login(lead)
+    response = client.post(edit_url(integration), edit_post(
+        **V1_AS_SHOWN | {"notes": "x"}, base_version=marker))
+    assert response.status_code == 200
+    assert ("This form does not say which version it was filled from; reload the page and "
+            "enter your changes again.") in response.content.decode()
+    assert PackageVersion.objects.filter(package__integration=integration).count() == 1
 
 
 def test_the_store_service_refuses_a_stale_base_and_accepts_none_for_a_first_version(
@@ -493,3 +572,27 @@ def test_values_the_keys_cannot_decrypt_must_be_entered_again(client, lead, inte
     assert response.status_code == 302
     assert package_current(integration=integration,
                            environment=Environment.SANDBOX).client_secret == "new-secret"
+
+
+def test_a_new_integration_is_not_stored_into_one_created_after_the_form_checked_the_name(
+        client, lead, monkeypatch):
+    """Between the form's name check and the save, another lead creates the same name: the
+    save must say the name is taken, not store a version into their integration."""
+    import dashboard.views.package_form as view_module
+
+    real = view_module.package_onboard
+
+    def others_first(**kwargs):
+        onboard("Shop Floor", location_id="theirs")
+        return real(**kwargs)
+
+    monkeypatch.setattr(view_module, "package_onboard", others_first)
+    client.force_login(lead)
+    response = client.post(NEW, new_post(paste=GUIDE_CURL))
+    assert response.status_code == 200
+    assert ("An integration named &#x27;Shop Floor&#x27; already exists: open it from the "
+            "overview to edit its packages.") in response.content.decode()
+    integration = Integration.objects.get(name="Shop Floor")
+    version = package_current(integration=integration, environment=Environment.SANDBOX)
+    assert (version.number, version.location_id, version.client_id) == (
+        1, "theirs", "client-abcdef123456")

@@ -407,3 +407,16 @@ def test_deleting_an_integration_locks_its_packages_before_the_audit_chain(db):
                                "onboarding_integration") if f'FROM "{t}"' in sql)
               for sql in locks]
     assert tables.index("onboarding_onboardingpackage") < tables.index("onboarding_auditchainhead")
+
+
+@pytest.mark.django_db
+def test_a_secret_that_is_not_valid_text_is_refused_not_a_crash(monkeypatch):
+    # os.environ holds bytes that are not UTF-8 as lone surrogates: such a value can be
+    # neither encrypted nor sent, so it is a refusal naming the field, never a traceback.
+    monkeypatch.setenv("IQMETRIX_CLIENT_SECRET", "secret-\udc80-tail")
+    monkeypatch.setenv("IQMETRIX_PASSWORD", KNOWN_PASSWORD)
+    with pytest.raises(CommandError) as refused:
+        _call("onboard", *ONBOARD)
+    assert str(refused.value) == ("The client secret holds characters that are not valid text; "
+                                  "type it again. Nothing was stored.")
+    assert (Integration.objects.count(), PackageVersion.objects.count()) == (0, 0)

@@ -36,6 +36,7 @@ from onboarding.services.access import can
 from onboarding.services.audit import RequestMeta
 from onboarding.services.checks import CheckError, check_run
 from onboarding.services.packages import (
+    IntegrationExists,
     PackageChanged,
     PackageError,
     Stored,
@@ -92,7 +93,10 @@ def _new(request: HttpRequest, *, check: bool) -> HttpResponse:
                 stored, _ = package_onboard(
                     integration_name=form.cleaned_data["name"], environment=env,
                     data=form.package_data(), actor=request.user,
-                    meta=RequestMeta.from_request(request), source=VersionSource.EDIT)
+                    meta=RequestMeta.from_request(request), source=VersionSource.EDIT,
+                    new_integration=True)
+            except IntegrationExists as exc:
+                form.add_error("name", str(exc))
             except (ValidationError, PackageError) as exc:
                 _add_error(form, exc)
             else:
@@ -119,10 +123,13 @@ def _edit(request: HttpRequest, *, uuid: UUID, environment: str, check: bool) ->
                                     data=form.package_data(), actor=request.user,
                                     meta=RequestMeta.from_request(request),
                                     based_on=form.cleaned_data.get("base_version"))
+        except PackageChanged:
+            # Under the package lock the service saw a newer version than the form was filled
+            # from: show it merged with what was typed.
+            current = package_current(integration=integration, environment=env)
+            form.add_error(None, rebase_form(form, current))
         except (ValidationError, PackageError) as exc:
             _add_error(form, exc)
-            if isinstance(exc, PackageChanged):
-                rebase_form(form, current)
         else:
             return _saved(request, form, stored=stored, check=check)
     check_allowed = can(user=request.user, action=Role.CHECK, environment=env,
@@ -156,8 +163,8 @@ def _saved(request: HttpRequest, form: PackageForm, *, stored: Stored,
     package: OnboardingPackage = version.package
     env, integration = package.env, package.integration
     note = (f"Saved {env.label} version {version.number} of {integration.name}." if stored.new
-            else f"Nothing changed: {integration.name} {env.label} stays at version "
-                 f"{version.number}.")
+            else f"{integration.name} {env.label} version {version.number} already holds "
+                 "these values: nothing new was saved.")
     if form.taken_from_paste:
         note += f" Taken from the pasted text: {labels(form.taken_from_paste)}."
     messages.success(request, note)

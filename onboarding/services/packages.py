@@ -36,6 +36,7 @@ TEXT_MAX = {"client_id": 200, "username": 254, "client_secret": 500, "password":
 _TEXT_LABELS = {"client_id": "The client ID", "username": "The user name",
                 "client_secret": "The client secret", "password": "The password",
                 "notes": "The notes"}
+_FIELD_LABELS = _TEXT_LABELS | {"location_id": "The location ID"}
 NAME_MAX = Integration._meta.get_field("name").max_length
 SLUG_MAX = Integration._meta.get_field("slug").max_length
 
@@ -49,6 +50,10 @@ class PackageChanged(PackageError):
 
     A PackageError like the others; its own type so a form can move its base to the version it
     now shows, and the next Save, made after looking at that version, goes ahead."""
+
+
+class IntegrationExists(PackageError):
+    """A new integration was asked for under a name an integration already has."""
 
 
 @dataclass(frozen=True)
@@ -93,8 +98,23 @@ def package_validate(*, data: PackageData) -> None:
         errors["location_id"] = f"The location ID can be at most {LOCATION_ID_MAX} characters."
     if data.response_format not in ResponseFormat.values:
         errors["response_format"] = "Choose JSON or JSON+HAL."
+    for name in ("client_id", "username", "client_secret", "password", "location_id", "notes"):
+        if name not in errors and not _is_text(getattr(data, name)):
+            # A lone surrogate: what json.loads makes of a "\\ud800" escape, or os.environ of
+            # bytes that are not UTF-8 (`onboard` reads secrets from the environment). It
+            # cannot be encrypted or sent, so it is refused here rather than failing later.
+            errors[name] = (f"{_FIELD_LABELS[name]} holds characters that are not valid text; "
+                            "type it again.")
     if errors:
         raise ValidationError(errors)
+
+
+def _is_text(value: str | None) -> bool:
+    try:
+        (value or "").encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # Characters a name may not hold: C0/C1 controls (tab, newline, ESC…) and the invisible
@@ -326,9 +346,6 @@ def package_store(
         package = package_get_or_create(integration=integration, environment=environment)
         package = OnboardingPackage.objects.select_for_update().get(pk=package.pk)
         current = package.current_version
-        refusal = package_changed_since(current=current, based_on=based_on)
-        if refusal:
-            raise PackageChanged(refusal)
         values = {f.name: getattr(data, f.name) for f in fields(PackageData)}
         values["client_id"] = values["client_id"].strip()
         values["username"] = values["username"].strip()
@@ -336,7 +353,13 @@ def package_store(
             values[name] = _secret_or_current(current, name, values[name])
         changed = _changed_fields(current, values)
         if current is not None and not changed:
+            # Checked before staleness: a second click on Save posts the same form again, now
+            # based on a version older than the one its first click made. It asks for nothing
+            # the current version lacks, so it is not refused as someone else's change.
             return Stored(version=current, new=False, changed=[])
+        refusal = package_changed_since(current=current, based_on=based_on)
+        if refusal:
+            raise PackageChanged(refusal)
         version = version_create(package=package, values=values, actor=actor, source=source)
         audit_record(
             action=AuditAction.PACKAGE_CREATE if current is None else AuditAction.PACKAGE_EDIT,
@@ -357,6 +380,84 @@ def package_changed_since(*, current: PackageVersion | None, based_on: int | Non
         return "This package has no version any more; review it and save again."
     return (f"Someone saved version {current.number} since you opened this form; review their "
             "changes and save again.")
+
+
+_REBASE_LABELS = {"client_id": "client ID", "client_secret": "client secret",
+                  "username": "user name", "password": "password", "company_id": "company ID",
+                  "location_id": "location ID", "response_format": "response format",
+                  "notes": "notes"}
+
+
+@dataclass(frozen=True)
+class Rebase:
+    """How a form refused as stale is shown again (`package_rebase`)."""
+
+    refusal: str  # names who saved which fields, never a value
+    shown: dict[str, Any]  # configuration values for the form: theirs, except where you edited
+
+
+def package_rebase(*, current: PackageVersion | None, based_on: int | None,
+                   posted: dict[str, Any]) -> Rebase:
+    """A save refused by `package_changed_since`, merged for a second look.
+
+    The form posts every configuration field back as it was shown, so keeping what was posted
+    would make the next Save undo the newer version's changes to fields the user never touched.
+    Instead, each field the newer version changed shows its value, unless the user edited that
+    field too (the user's value is kept and the sentence says so). Credentials are not merged:
+    a blank keeps the current version's value anyway, and secrets are never shown."""
+    shown = {name: posted.get(name) for name in PackageVersion.CONFIG_FIELDS}
+    if current is None:
+        return Rebase(refusal=package_changed_since(current=None, based_on=based_on) or "",
+                      shown=shown)
+    base = (PackageVersion.objects.filter(package_id=current.package_id, number=based_on).first()
+            if based_on else None)
+    theirs = _changed_between(base, current)
+    edited_too = []
+    for name in PackageVersion.CONFIG_FIELDS:
+        if name not in theirs or base is None:
+            continue  # unchanged by them, or no telling what the user changed: keep the post
+        if _same(posted.get(name), getattr(base, name)):
+            shown[name] = getattr(current, name)
+        elif not _same(posted.get(name), getattr(current, name)):
+            edited_too.append(name)
+    who = current.created_by.get_username() if current.created_by else "Someone"
+    refusal = f"{who} saved version {current.number} since you opened this form"
+    if theirs:
+        refusal += f", changing {_names(theirs)}"
+    refusal += "."
+    taken = [name for name in theirs if name in PackageVersion.CONFIG_FIELDS
+             and name not in edited_too and base is not None]
+    if taken:
+        refusal += f" The form now shows their {_names(taken)}."
+    if edited_too:
+        refusal += (f" You changed the {_names(edited_too)} too: yours is kept, compare it "
+                    f"with version {current.number}.")
+    return Rebase(refusal=refusal + " Review the form and save again.", shown=shown)
+
+
+def _changed_between(base: PackageVersion | None, current: PackageVersion) -> list[str]:
+    names = PackageVersion.CREDENTIAL_FIELDS + PackageVersion.CONFIG_FIELDS
+    if base is None:
+        return []
+    changed = []
+    for name in names:
+        try:
+            differ = not _same(getattr(base, name), getattr(current, name))
+        except DecryptionError:
+            differ = True  # cannot tell: say it may have changed
+        if differ:
+            changed.append(name)
+    return changed
+
+
+def _same(a: Any, b: Any) -> bool:
+    # A form posts "" where a version holds None (an empty company ID).
+    return (a if a is not None else "") == (b if b is not None else "")
+
+
+def _names(names: list[str]) -> str:
+    words = [_REBASE_LABELS[name] for name in names]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def package_current(*, integration: Integration, environment: str) -> PackageVersion | None:
@@ -420,13 +521,21 @@ def masked_value(*, version: PackageVersion | None, name: str) -> str:
 def package_onboard(
     *, integration_name: str, environment: str, data: PackageData, actor: Any = None,
     meta: RequestMeta | None = None, source: VersionSource = VersionSource.COMMAND,
+    new_integration: bool = False,
 ) -> tuple[Stored, bool]:
     """Create the integration if new and store a version, all or nothing; (what was stored,
-    whether the integration was created)."""
+    whether the integration was created).
+
+    `new_integration=True` (the dashboard's "new integration" form) raises IntegrationExists
+    when the name is taken, even by an integration created after the form checked it: its
+    package is someone else's to edit, from its own page, not to overwrite from this one."""
     package_validate(data=data)
     with transaction.atomic():
         integration, created = integration_get_or_create(name=integration_name, actor=actor,
                                                          meta=meta)
+        if new_integration and not created:
+            raise IntegrationExists(f"An integration named '{integration.name}' already "
+                                    "exists: open it from the overview to edit its packages.")
         stored = package_store(integration=integration, environment=environment, data=data,
                                actor=actor, meta=meta, source=source)
     return stored, created
