@@ -10,7 +10,8 @@ import json
 
 import pytest
 
-from onboarding.services.paste import PasteError, labels, paste_parse
+from onboarding.models import Integration, PackageVersion
+from onboarding.services.paste import MAX_LABELLED_LINE_CHARS, PasteError, labels, paste_parse
 
 GUIDE_CURL = (
     'curl -X POST "https://accountsrc.iqmetrix.net/v1/oauth2/token" '
@@ -119,6 +120,31 @@ EXAMPLES: list[tuple[str, str, dict[str, str], str | None]] = [
         None,
     ),
     (
+        "labelled lines split by carriage returns alone",
+        "Client ID: cr-client\rClient Secret: cr-secret",
+        {"client_id": "cr-client", "client_secret": "cr-secret"},
+        None,
+    ),
+    (
+        "a labelled line exactly as long as the limit",
+        "Client ID: " + "c" * (MAX_LABELLED_LINE_CHARS - len("Client ID: ")),
+        {"client_id": "c" * (MAX_LABELLED_LINE_CHARS - len("Client ID: "))},
+        None,
+    ),
+    (
+        "json escapes of a whole character pair",
+        '{"client_id": "pair-\\ud83d\\ude00-1"}',
+        {"client_id": "pair-\U0001F600-1"},
+        None,
+    ),
+    (
+        "half a character pair in an entry that is not used",
+        json.dumps({"values": [{"key": "client_id", "value": "in-use"},
+                               {"key": "client_id", "value": "old-\ud800", "enabled": False}]}),
+        {"client_id": "in-use"},
+        None,
+    ),
+    (
         "bare form body without curl",
         "'grant_type=password&client_id=bare&client_secret=bs&username=z%40x.example&password='",
         {"client_id": "bare", "client_secret": "bs", "username": "z@x.example"},
@@ -139,6 +165,23 @@ BAD_EXAMPLES: list[tuple[str, str, str]] = [
     ("curl without a package", 'curl "https://accountsrc.iqmetrix.net/v1/ping"',
      "Nothing in the pasted text"),
     ("stray bracket in the url", STRAY_BRACKET_CURL, "An address in the pasted command"),
+    # Once quadratic in the run of spaces (16 s for this one through the form): lines are now
+    # bounded and matched with one way to read each run of spaces.
+    ("a line of 49,990 spaces", "x\n" + " " * 49_990 + "!", "Nothing in the pasted text"),
+    ("a line of 49,990 no-break spaces", "x\n" + "\u00a0" * 49_990 + "!",
+     "Nothing in the pasted text"),
+    ("many lines of spaces just under the limit",
+     "x\n" + (" " * (MAX_LABELLED_LINE_CHARS - 1) + "!\n") * 49, "Nothing in the pasted text"),
+    ("a labelled line after 10,000 spaces", "Hello,\n" + " " * 10_000 + "Client ID: far-away",
+     "Nothing in the pasted text"),
+    ("a labelled line longer than the limit",
+     "Client ID: " + "c" * (MAX_LABELLED_LINE_CHARS + 1 - len("Client ID: ")),
+     "Nothing in the pasted text"),
+    ("half a character pair in a client id",
+     '{"client_id": "cid-\\ud800-1234", "client_secret": "s"}',
+     "The client ID in the pasted text is not valid Unicode"),
+    ("half a character pair at the end of a location id", '{"location_id":"x\\udfff"}',
+     "The location ID in the pasted text is not valid Unicode"),
 ]
 
 
@@ -196,3 +239,62 @@ def test_too_long_a_paste_is_refused():
 def test_labels_read_as_a_sentence():
     assert labels(["client_id"]) == "client ID"
     assert labels(["client_id", "username", "password"]) == "client ID, user name and password"
+
+
+def test_a_labelled_line_is_read_only_up_to_the_limit():
+    # The limit bounds the matching work per line; lines of an onboarding e-mail are far shorter.
+    label = "Client Secret: "
+    at_limit = "Hello,\n" + label + "s" * (MAX_LABELLED_LINE_CHARS - len(label))
+    assert paste_parse(text=at_limit).client_secret == "s" * (MAX_LABELLED_LINE_CHARS - len(label))
+    with pytest.raises(PasteError, match="Nothing in the pasted text"):
+        paste_parse(text=at_limit + "s")
+
+
+def test_indentation_and_bullets_within_the_limit_are_still_read():
+    text = "Hello,\n" + " \t\u00a0" * 300 + "\u2022 \t Client ID \t= \u00a0ind-client \u00a0\t"
+    assert paste_parse(text=text).client_id == "ind-client"
+
+
+@pytest.mark.parametrize("field", ["client_id", "client_secret", "username", "password",
+                                   "company_id", "location_id"])
+def test_half_a_character_pair_is_refused_by_field_name_without_quoting_it(field):
+    # json.loads makes "\ud800" a lone surrogate, which UTF-8 cannot encode: storing it failed
+    # with a 500. The message names the field, never the value (it may be a secret).
+    text = json.dumps({"client_id": "fine-id", field: "TopSecret123-\udbff"})
+    with pytest.raises(PasteError) as caught:
+        paste_parse(text=text)
+    message = str(caught.value)
+    assert message.startswith(f"The {labels([field])} in the pasted text is not valid Unicode")
+    assert "TopSecret123" not in message
+
+
+NEW = "/integrations/new/"
+
+
+def form_post(**overrides: str) -> dict[str, str]:
+    data = {"paste": "", "client_id": "", "client_secret": "", "username": "", "password": "",
+            "company_id": "", "location_id": "", "response_format": "json", "notes": ""}
+    data.update(overrides)
+    return data
+
+
+def test_a_new_package_pasted_with_half_a_character_pair_is_refused_in_words(client, lead):
+    client.force_login(lead)
+    paste = ('{"client_id": "cid-\\ud800-1234", "client_secret": "TopSecret123", '
+             '"username": "api@acme.example", "password": "pw-1"}')
+    response = client.post(NEW, form_post(name="Shop Floor", environment="sandbox", paste=paste))
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "The client ID in the pasted text is not valid Unicode" in content
+    assert "TopSecret123" not in content
+    assert not Integration.objects.exists() and not PackageVersion.objects.exists()
+
+
+def test_an_edit_pasted_with_half_a_character_pair_is_refused_and_keeps_the_version(client, lead,
+                                                                                     integration):
+    client.force_login(lead)
+    url = f"/integrations/{integration.uuid}/packages/sandbox/edit/"
+    response = client.post(url, form_post(paste='{"location_id":"x\\udfff"}'))
+    assert response.status_code == 200
+    assert "The location ID in the pasted text is not valid Unicode" in response.content.decode()
+    assert PackageVersion.objects.filter(package__integration=integration).count() == 1

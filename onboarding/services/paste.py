@@ -18,6 +18,9 @@ from typing import Any
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 MAX_PASTE_CHARS = 50_000
+# Far longer than any "Client secret: …" line of an onboarding e-mail: a longer line is prose or
+# garbage, and skipping it before any matching bounds the work spent on each line.
+MAX_LABELLED_LINE_CHARS = 1_000
 
 # Field name -> label, in the order a lead reads them in the form.
 FIELD_LABELS: dict[str, str] = {
@@ -57,7 +60,12 @@ _COMPANY_IN_URL = re.compile(r"/companies\((\d+)\)", re.IGNORECASE)
 _CONTINUATION = re.compile(r"[\\^`][ \t]*\r?\n")
 _CURL_LINE = re.compile(r"^\s*(?:[$>]\s*)?curl(?:\.exe)?\s+", re.IGNORECASE)
 _CURL_ANYWHERE = re.compile(r"(?:^|\s)curl(?:\.exe)?\s", re.IGNORECASE)
-_LABELLED = re.compile(r"^\s*[-*\u2022]?\s*([A-Za-z][A-Za-z _-]{1,30}?)\s*[:=]\s*(\S.*?)\s*$")
+# Matched against a line already stripped and at most MAX_LABELLED_LINE_CHARS long. Each run of
+# characters has one way to be read: a "\s*" next to another "\s*" that may match nothing (the
+# old `^\s*[-*•]?\s*`), or a lazy value before a trailing "\s*$", lets the engine try every
+# split of a run of spaces, which is quadratic in its length (a 50,000-character paste took
+# 16 s). The label's bounded {1,30} keeps its overlap with the "\s*" after it linear.
+_LABELLED = re.compile(r"^(?:[-*\u2022]\s*)?([A-Za-z][A-Za-z _-]{1,30}?)\s*[:=]\s*(\S.*)$")
 _PLAIN_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
 
 
@@ -282,10 +290,28 @@ def _parse_labelled(text: str) -> dict[str, str]:
     field names count (not "…password" suffixes), so prose around them is ignored."""
     pairs = []
     for line in text.splitlines():
-        match = _LABELLED.match(line)
+        if len(line) > MAX_LABELLED_LINE_CHARS:
+            continue
+        match = _LABELLED.match(line.strip())
         if match and re.sub(r"[^a-z0-9]", "", match.group(1).lower()) in _KEYS:
             pairs.append((match.group(1), match.group(2)))
     return _from_pairs(pairs)
+
+
+def _refuse_invalid_unicode(found: dict[str, str]) -> None:
+    """JSON may spell half of a UTF-16 pair on its own ("\\ud800"); json.loads returns it as a
+    lone surrogate, which no encoding can store (encrypting the value would fail with a 500).
+    Refused by field name: the value may be a secret."""
+    for name in FIELD_LABELS:
+        try:
+            found.get(name, "").encode("utf-8")
+        except UnicodeEncodeError:
+            label = FIELD_LABELS[name]
+            raise PasteError(
+                f"The {label} in the pasted text is not valid Unicode: it holds half of a "
+                f"character pair (an escape from \\ud800 to \\udfff). Type the {label} in by "
+                "hand, or export the Postman environment again."
+            ) from None
 
 
 def paste_parse(*, text: str) -> PastedPackage:
@@ -306,6 +332,7 @@ def paste_parse(*, text: str) -> PastedPackage:
     found = {name: value for name, value in found.items() if name in FIELD_LABELS}
     if found.get("company_id") is not None:
         found["company_id"] = found["company_id"].strip()
+    _refuse_invalid_unicode(found)
     if not found:
         raise PasteError(
             "Nothing in the pasted text looks like an onboarding package: paste the whole cURL "

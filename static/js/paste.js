@@ -255,17 +255,44 @@
     return fromPairs(parseQsl(body));
   }
 
-  var LABELLED = /^\s*[-*\u2022]?\s*([A-Za-z][A-Za-z _-]{1,30}?)\s*[:=]\s*(\S.*?)\s*$/;
+  // As in paste.py: matched against a line already trimmed and at most MAX_LABELLED_LINE_CHARS
+  // long, with one way to read each run of spaces. Two "\s*" either side of an optional bullet,
+  // or a lazy value before "\s*$", made the engine try every split of a run of spaces: quadratic
+  // in its length.
+  var LABELLED = /^(?:[-*\u2022]\s*)?([A-Za-z][A-Za-z _-]{1,30}?)\s*[:=]\s*(\S.*)$/;
+  var MAX_LABELLED_LINE_CHARS = 1000;
+  // The line breaks of Python's str.splitlines, so both sides cut (and measure) the same lines.
+  var LINE_BREAKS = /\r\n|[\n\v\f\r\x1c-\x1e\x85\u2028\u2029]/;
+
+  // Length in code points, as Python's len() counts it: .length counts an emoji as two.
+  function codePoints(text) {
+    return text.length <= MAX_LABELLED_LINE_CHARS ? text.length : Array.from(text).length;
+  }
 
   function parseLabelled(text) {
     var pairs = [];
-    text.split(/\r?\n/).forEach(function (line) {
-      var match = LABELLED.exec(line);
+    text.split(LINE_BREAKS).forEach(function (line) {
+      if (codePoints(line) > MAX_LABELLED_LINE_CHARS) { return; }
+      var match = LABELLED.exec(line.trim());
       if (!match) { return; }
       var normal = match[1].toLowerCase().replace(/[^a-z0-9]/g, "");
       if (Object.prototype.hasOwnProperty.call(KEYS, normal)) { pairs.push([match[1], match[2]]); }
     });
     return fromPairs(pairs);
+  }
+
+  // Half of a UTF-16 pair with no partner, as JSON.parse makes of "\ud800". The browser would
+  // quietly send it as U+FFFD, a value nobody gave; the server refuses it, and so does this.
+  var LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?:^|[^\ud800-\udbff])[\udc00-\udfff]/;
+
+  function refuseInvalidUnicode(values) {
+    ORDER.forEach(function (name) {
+      if (values[name] !== undefined && LONE_SURROGATE.test(values[name])) {
+        throw new PasteError("The " + LABELS[name] + " in the pasted text is not valid " +
+          "Unicode: it holds half of a character pair (an escape from \\ud800 to \\udfff). " +
+          "Type the " + LABELS[name] + " in by hand, or export the Postman environment again.");
+      }
+    });
   }
 
   // {values: {field: value}, environment, error}
@@ -294,6 +321,7 @@
         if (found[name] !== undefined && found[name] !== "") { values[name] = found[name]; }
       });
       if (values.company_id !== undefined) { values.company_id = values.company_id.trim(); }
+      refuseInvalidUnicode(values);
       if (!Object.keys(values).length) {
         throw new PasteError("Nothing in the pasted text looks like an onboarding package: " +
           "paste the whole cURL command from the e-mail (curl -X POST \u2026 -d " +
