@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
@@ -25,6 +25,7 @@ from onboarding.admin_access import (  # the import also registers users, groups
     ReadOnlyAdmin,
     SelectionCheckMixin,
     StepUpFormMixin,
+    posted_actions,
 )
 from onboarding.admin_promotion import ACTIONS as PROMOTION_ACTIONS
 from onboarding.admin_promotion import (
@@ -345,6 +346,13 @@ class IntegrationAdminForm(forms.ModelForm):
         return cleaned
 
 
+def _require_fresh_stepup(request: HttpRequest) -> None:
+    """The pages that lead to a deletion ask for the password first; this is the last guard,
+    so a request that slips past them (a new page, a forged POST) deletes nothing."""
+    if not stepup_is_fresh(request):
+        raise PermissionDenied("Confirm your password before deleting an integration.")
+
+
 @admin.register(Integration)
 class IntegrationAdmin(SelectionCheckMixin, admin.ModelAdmin):
     form = IntegrationAdminForm
@@ -359,10 +367,11 @@ class IntegrationAdmin(SelectionCheckMixin, admin.ModelAdmin):
     # confirmation pages carry a password field that must never reach an error report.
     @method_decorator(sensitive_post_parameters("confirm_password"))
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
-        if request.method == "POST" and request.POST.get("action") in PROMOTION_ACTIONS:
+        # Every posted action value, not the one Django will pick: see posted_actions.
+        actions = posted_actions(request)
+        if actions & set(PROMOTION_ACTIONS):
             require_offered(request)
-        if (request.method == "POST" and request.POST.get("action") == "delete_selected"
-                and not stepup_is_fresh(request)):
+        if "delete_selected" in actions and not stepup_is_fresh(request):
             return stepup_redirect(request)
         return super().changelist_view(request, extra_context)
 
@@ -415,10 +424,12 @@ class IntegrationAdmin(SelectionCheckMixin, admin.ModelAdmin):
         return deleted, counts, set(), []
 
     def delete_model(self, request: HttpRequest, obj: Integration) -> None:
+        _require_fresh_stepup(request)
         integration_delete(integration=obj, actor=request.user,
                            meta=RequestMeta.from_request(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        _require_fresh_stepup(request)  # before the first row, not after some are gone
         for integration in queryset:
             self.delete_model(request, integration)
 

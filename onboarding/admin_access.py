@@ -17,7 +17,7 @@ from django.contrib.admin import helpers
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connections, models, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
@@ -91,18 +91,36 @@ class StepUpFormMixin:
         return _with_password_field(super().get_form(request, obj, **kwargs), request)
 
 
+def posted_actions(request: HttpRequest) -> set[str]:
+    """Every admin action a changelist POST names, for checks made before Django runs one.
+
+    Django runs `getlist("action")[index]`, so a check of `POST.get("action")` (the last value)
+    is passed by posting the action to check and then another. Whichever value Django picks is
+    one of these, so a check of each of them cannot be sidestepped by the order or the index."""
+    if request.method != "POST":
+        return set()
+    return set(request.POST.getlist("action"))
+
+
 class SelectionCheckMixin:
     """Bulk actions refuse a selection that names no row instead of failing with a 500.
 
     Django's admin filters `pk__in=` the posted `_selected_action` values as they come: one
-    that is not a key ("abc", a NUL) raises ValueError from the lookup. The list's checkboxes
-    only post real keys, so such a value is forged or mangled; say so and change nothing."""
+    that is not a key ("abc", a NUL) raises ValueError from the lookup, and an integer no
+    column holds raises OverflowError on SQLite (an out-of-range error on PostgreSQL). The
+    list's checkboxes only post real keys, so such a value is forged or mangled; say so and
+    change nothing."""
 
     def response_action(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
         pk = self.model._meta.pk
+        # SQLite answers any type with its 64-bit range: ask only for integer columns.
+        low, high = ((connections[queryset.db].ops.integer_field_range(pk.get_internal_type()))
+                     if isinstance(pk, models.IntegerField) else (None, None))
         try:
             for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
-                pk.to_python(value)
+                key = pk.to_python(value)
+                if low is not None and not low <= key <= high:
+                    raise ValidationError("beyond the key column's range")
         except ValidationError:
             self.message_user(request, "The selection names rows that do not exist; nothing "
                               "was changed.", messages.WARNING)

@@ -52,3 +52,29 @@ def test_sign_out_needs_post(client, lead):
     client.force_login(lead)
     assert client.get("/accounts/logout/").status_code == 405
     assert "_auth_user_id" in client.session
+
+
+def test_the_admins_change_password_link_changes_it_and_the_event_names_who_and_whence(
+        client, superuser):
+    from django.urls import reverse
+
+    from onboarding.models import AuditEvent
+    from onboarding.services.audit import AuditAction
+
+    client.force_login(superuser)
+    link = reverse("admin:password_change")
+    assert f'href="{link}"' in client.get("/admin/").content.decode()
+    page = client.get(link, follow=True)
+    assert page.status_code == 200 and b'name="new_password1"' in page.content
+    url = page.redirect_chain[-1][0] if page.redirect_chain else link
+    new = "Admin-Side-Pass-7731"
+    response = client.post(url, {"old_password": "unused-in-tests-1234",
+                                 "new_password1": new, "new_password2": new},
+                           REMOTE_ADDR="203.0.113.9")
+    assert response.status_code == 302
+    superuser.refresh_from_db()
+    assert superuser.check_password(new)
+    # Django's own admin view wrote it as "system", with no user id and no address.
+    event = AuditEvent.objects.filter(action=AuditAction.PASSWORD_CHANGE).latest("seq")
+    assert (event.actor_name, event.actor_id, event.ip) == (superuser.username, superuser.pk,
+                                                            "203.0.113.9")

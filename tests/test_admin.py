@@ -442,6 +442,63 @@ def test_a_bulk_action_on_a_selection_that_is_no_row_changes_nothing(client, sup
     assert User.objects.filter(pk=superuser.pk).exists()
 
 
+@pytest.mark.parametrize(("actions", "index"), [
+    (["delete_selected", "export"], "0"), (["export", "delete_selected"], "1"),
+    (["export", "delete_selected"], "-1"), (["delete_selected", "delete_selected"], "0"),
+])
+def test_deleting_by_a_second_action_value_still_asks_for_the_password(client, superuser, known,
+                                                                       actions, index):
+    # Django runs getlist("action")[index]; the step-up gate once read only the last value, so
+    # "delete_selected, export, index 0" deleted the integration without a confirmation.
+    integration = known[0].package.integration
+    client.force_login(superuser)
+    response = client.post(INTEGRATIONS, {"action": actions, "index": index, "post": "yes",
+                                          "_selected_action": [str(integration.pk)]})
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/confirm/")
+    assert Integration.objects.filter(pk=integration.pk).exists()
+    assert not AuditEvent.objects.filter(action=AuditAction.INTEGRATION_DELETE).exists()
+
+
+@pytest.mark.parametrize("method", ["delete_queryset", "delete_model"])
+def test_the_integration_admin_deletes_nothing_without_a_fresh_confirmation(rf, superuser, known,
+                                                                           method):
+    # Whatever page or action leads there, the deletion itself checks the step-up too.
+    from django.contrib import admin
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.core.exceptions import PermissionDenied
+
+    integration = known[0].package.integration
+    request = rf.post(INTEGRATIONS)
+    request.user, request.session = superuser, SessionStore()
+    model_admin = admin.site.get_model_admin(Integration)
+    target = Integration.objects.all() if method == "delete_queryset" else integration
+    with pytest.raises(PermissionDenied):
+        getattr(model_admin, method)(request, target)
+    assert Integration.objects.filter(pk=integration.pk).exists()
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999999", "-99999999999999999999999",
+                                   "9223372036854775808"])
+@pytest.mark.parametrize(("url", "action"), [
+    (INTEGRATIONS, "delete_selected"), (INTEGRATIONS, "promote_to_production"),
+    (INTEGRATIONS, "roll_back_production"), ("/admin/auth/user/", "delete_selected"),
+    ("/admin/auth/group/", "delete_selected"),
+])
+def test_a_bulk_action_on_a_key_beyond_the_column_changes_nothing(client, superuser, known,
+                                                                  url, action, value):
+    # A key no integer column can hold: SQLite raised OverflowError binding it, a 500.
+    integration = known[0].package.integration
+    client.force_login(superuser)
+    confirm_password(client)
+    response = client.post(url, {"action": action, "post": "yes", "reason": "r",
+                                 "_selected_action": [str(integration.pk), value]},
+                           follow=True)
+    assert response.status_code == 200
+    assert b"The selection names rows that do not exist" in response.content
+    assert Integration.objects.filter(pk=integration.pk).exists()
+    assert User.objects.filter(pk=superuser.pk).exists()
+
+
 def _expire_confirmation(client) -> None:
     from dashboard.stepup import SESSION_KEY
 
