@@ -152,6 +152,13 @@ def promote_to_production(modeladmin: admin.ModelAdmin, request: HttpRequest,
 
 # ---- roll back ------------------------------------------------------------------------------
 
+def _posted_number(request: HttpRequest, name: str) -> int | None:
+    try:
+        return int(request.POST.get(name, ""))
+    except ValueError:
+        return None
+
+
 @admin.action(description="Roll back Production…")
 def roll_back_production(modeladmin: admin.ModelAdmin, request: HttpRequest,
                          queryset: QuerySet[Integration]) -> TemplateResponse | None:
@@ -162,18 +169,27 @@ def roll_back_production(modeladmin: admin.ModelAdmin, request: HttpRequest,
         return None
     integration = queryset.get()
     errors: list[str] = []
+    # The current version the page showed: the version to go back to was chosen against it.
+    # Shown again after the page's own errors (reason, password) the form keeps it, so a change
+    # landing meanwhile is still caught; after the service's refusal, or from a page without it,
+    # the page shows Production as it is now and the next try is reviewed against that.
+    reviewed = _posted_number(request, "current_version")
     if request.POST.get("post") and _confirmed(request, errors):
-        try:
-            number = int(request.POST.get("to_version", ""))
-        except ValueError:
+        number = _posted_number(request, "to_version")
+        if number is None:
             errors.append("Choose the version to roll back to; nothing was changed.")
+        elif reviewed is None:
+            errors.append("This page was out of date: look at the versions again and choose; "
+                          "nothing was changed.")
         else:
             try:
                 rollback = rollback_apply(
                     integration=integration, actor=request.user, to_version_number=number,
-                    reason=request.POST["reason"], meta=RequestMeta.from_request(request))
+                    reason=request.POST["reason"], reviewed_current=reviewed,
+                    meta=RequestMeta.from_request(request))
             except PromotionRefused as exc:
                 errors.extend(exc.reasons)
+                reviewed = None
             else:
                 modeladmin.message_user(
                     request, f"Rolled {integration.name} Production back to v{number} as "
@@ -181,8 +197,10 @@ def roll_back_production(modeladmin: admin.ModelAdmin, request: HttpRequest,
                     "Production check passes.", messages.SUCCESS)
                 return None
     versions = production_versions(integration=integration)
+    if reviewed is None:
+        reviewed = next((row.version.number for row in versions if row.current), None)
     context = _context(modeladmin, request, title="Roll back Production",
-                       integration=integration, versions=versions,
+                       integration=integration, versions=versions, reviewed_current=reviewed,
                        errors=errors, reason=request.POST.get("reason", ""),
                        chosen=request.POST.get("to_version", ""))
     return TemplateResponse(request, TEMPLATES + "rollback_confirmation.html", context)

@@ -305,6 +305,32 @@ def test_the_last_production_action_is_in_words_on_the_page_and_a_code_in_the_cs
     assert ",check," in csv_body
 
 
+def test_downloading_the_access_report_is_audited_and_is_no_production_action(
+        client, auditor, superuser, outsider):
+    from onboarding.services.access_report import access_report
+
+    client.force_login(auditor)
+    client.get("/access/")  # reading the page sends no copy anywhere: not an export
+    assert not AuditEvent.objects.filter(action=AuditAction.ACCESS_EXPORT).exists()
+    response = client.get("/access/report.csv", HTTP_USER_AGENT="csv-test")
+    assert response.status_code == 200
+    event = AuditEvent.objects.get(action=AuditAction.ACCESS_EXPORT)
+    assert (event.actor_name, event.environment, event.target, event.details,
+            event.user_agent) == ("auditor", "", "csv", {"format": "csv"}, "csv-test")
+    assert AuditAction(event.action).label == "Access report exported"
+    # The report's "last Production action" of the auditor stays empty: reading it is none.
+    last = {row.username: row.last_action for row in access_report()}
+    assert "auditor" in last and last["auditor"] is None
+    assert audit_verify().ok
+
+
+@pytest.mark.parametrize(("who", "status"), [("lead", 403), ("outsider", 404)])
+def test_a_refused_access_report_download_records_no_export(client, request, who, status):
+    client.force_login(request.getfixturevalue(who))
+    assert client.get("/access/report.csv").status_code == status
+    assert not AuditEvent.objects.filter(action=AuditAction.ACCESS_EXPORT).exists()
+
+
 def test_the_nav_shows_the_access_pages_only_to_those_who_may_see_them(client, auditor, lead):
     client.force_login(auditor)
     body = client.get("/").content.decode()
@@ -380,6 +406,54 @@ def test_only_grant_managers_reach_the_grant_actions(client, auditor, outsider, 
     assert client.get("/access/grants/new/").status_code == 403
     client.force_login(outsider)
     assert client.get("/access/grants/new/").status_code == 404
+
+
+@pytest.mark.parametrize("who", ["auditor", "lead"])
+def test_a_refused_grant_or_revoke_on_the_dashboard_is_audited_like_the_commands(
+        client, request, who, superuser, outsider, integration):
+    # grant_access and revoke_access audit this refusal in the grant service; the dashboard
+    # refuses before calling it, so it has to write the same event itself.
+    grant = grant_create(user=outsider, role=Role.VIEW, valid_until=later(hours=1), reason="r",
+                         granted_by=superuser, integration=integration)
+    user = request.getfixturevalue(who)
+    client.force_login(user)
+    response = client.post("/access/grants/new/", {
+        "user": "outsider", "role": "check", "valid_until": later(days=1).strftime(
+            "%Y-%m-%d %H:%M"), "reason": "on call", "confirm_password": PASSWORD})
+    assert response.status_code == 403
+    refusal = response.content.decode()
+    response = client.post(f"/access/grants/{grant.uuid}/revoke/",
+                           {"confirm_password": PASSWORD})
+    assert response.status_code == 403
+    assert AccessGrant.objects.count() == 1 and AccessGrant.objects.get().is_active()
+    dashboard = list(AuditEvent.objects.filter(action=AuditAction.DENIED).order_by("seq"))
+    assert [(e.actor_name, e.environment, e.details["attempted"]) for e in dashboard] == [
+        (who, "production", "grant"), (who, "production", "revoke")]
+    revoke = dashboard[1]
+    assert (revoke.target, revoke.integration_name) == (f"grant #{grant.pk}", "Acme POS")
+    # The same refusals from the commands: the same kind of event, so the log reads alike.
+    assert run("grant_access", "outsider", "--role", "check", "--until",
+               later(days=1).isoformat(), "--reason", "on call", "--by", who)[0] == 1
+    assert run("revoke_access", str(grant.pk), "--by", who)[0] == 1
+    command = list(AuditEvent.objects.filter(action=AuditAction.DENIED).order_by("seq"))[2:]
+    assert [(e.actor_name, e.environment, e.details["attempted"]) for e in command] == [
+        (who, "production", "grant"), (who, "production", "revoke")]
+    assert (command[1].target, command[1].integration_name) == (
+        revoke.target, revoke.integration_name)
+    assert audit_verify().ok
+    assert "Only superusers and grant managers may change Production access." in refusal
+
+
+def test_outsiders_get_404_from_the_grant_actions_and_leave_no_trace(client, superuser,
+                                                                      outsider, lead):
+    grant = grant_create(user=lead, role=Role.VIEW, valid_until=later(hours=1), reason="r",
+                         granted_by=superuser)
+    client.force_login(outsider)
+    assert client.get("/access/grants/new/").status_code == 404
+    assert client.post("/access/grants/new/", {"user": "outsider"}).status_code == 404
+    assert client.post(f"/access/grants/{grant.uuid}/revoke/").status_code == 404
+    assert not AuditEvent.objects.filter(action=AuditAction.DENIED).exists()
+    assert AccessGrant.objects.get().is_active()
 
 
 # --- Users and groups in the admin ------------------------------------------------------------

@@ -395,6 +395,87 @@ def test_rollback_without_production_is_refused(checked_sandbox, release_manager
     assert info.value.reasons == ["Production has no versions to roll back to."]
 
 
+def rollbacks() -> tuple[int, int, int]:
+    """Production versions, rollback records and rollback events."""
+    return (PackageVersion.objects.filter(package__environment=Environment.PRODUCTION).count(),
+            Promotion.objects.filter(kind=PromotionKind.ROLLBACK).count(),
+            AuditEvent.objects.filter(action=AuditAction.ROLLBACK).count())
+
+
+def test_rollback_refuses_when_production_changed_since_it_was_reviewed(
+        three_production_versions, release_manager):
+    # The page showed v2 as current; a promotion made v3 before the rollback was posted.
+    before = snapshot()
+    with pytest.raises(PromotionRefused) as info:
+        rollback_apply(integration=three_production_versions, actor=release_manager,
+                       to_version_number=1, reason="v2 broke orders", reviewed_current=2)
+    assert info.value.reasons == ["Production changed since you reviewed it (it is now v3): "
+                                  "review the rollback again."]
+    assert snapshot() == before
+
+
+def test_rollback_reviewed_against_the_current_version_goes_ahead(three_production_versions,
+                                                                  release_manager):
+    rollback = rollback_apply(integration=three_production_versions, actor=release_manager,
+                              to_version_number=1, reason="v3 broke orders", reviewed_current=3)
+    assert (rollback.previous_version.number, rollback.new_version.number) == (3, 4)
+
+
+def test_the_same_rollback_posted_twice_is_done_once(three_production_versions,
+                                                     release_manager):
+    kwargs = {"integration": three_production_versions, "actor": release_manager,
+              "to_version_number": 1, "reason": "v3 broke orders", "reviewed_current": 3}
+    first = rollback_apply(**kwargs)
+    assert rollbacks() == (4, 1, 1)
+    again = rollback_apply(**kwargs)  # a second click, or the form sent again
+    assert again == first and again.new_version.number == 4
+    assert rollbacks() == (4, 1, 1)
+    # Anything else reviewed against v3 is someone acting on an old page: refused.
+    with pytest.raises(PromotionRefused, match=r"\(it is now v4\)"):
+        rollback_apply(**{**kwargs, "to_version_number": 2})
+    assert rollbacks() == (4, 1, 1)
+
+
+def test_someone_elses_identical_rollback_is_not_claimed_as_ones_own(
+        three_production_versions, release_manager):
+    colleague = User.objects.create_superuser(username="colleague", password="unused-1234")
+    rollback_apply(integration=three_production_versions, actor=colleague,
+                   to_version_number=1, reason="orders broke", reviewed_current=3)
+    with pytest.raises(PromotionRefused) as info:
+        rollback_apply(integration=three_production_versions, actor=release_manager,
+                       to_version_number=1, reason="orders broke", reviewed_current=3)
+    assert info.value.reasons == ["Production changed since you reviewed it (it is now v4): "
+                                  "review the rollback again."]
+    assert rollbacks() == (4, 1, 1)
+
+
+def test_a_repeat_is_refused_on_its_own_grounds_first(three_production_versions,
+                                                      release_manager, lead):
+    rollback_apply(integration=three_production_versions, actor=release_manager,
+                   to_version_number=1, reason="orders broke", reviewed_current=3)
+    with pytest.raises(PromotionRefused) as info:
+        rollback_apply(integration=three_production_versions, actor=release_manager,
+                       to_version_number=1, reason=" ", reviewed_current=3)
+    assert info.value.reasons == ["Give a reason for the rollback.",
+                                  "Production changed since you reviewed it (it is now v4): "
+                                  "review the rollback again."]
+    with pytest.raises(PromotionRefused) as info:
+        rollback_apply(integration=three_production_versions, actor=lead,
+                       to_version_number=1, reason="orders broke", reviewed_current=3)
+    assert info.value.reasons == ["You may not roll back Production of this integration."]
+    assert rollbacks() == (4, 1, 1)
+
+
+def test_without_a_reviewed_version_rollback_states_its_target_outright(
+        three_production_versions, release_manager):
+    # The command's way: no page was reviewed, so there is nothing to compare with.
+    rollback_apply(integration=three_production_versions, actor=release_manager,
+                   to_version_number=1, reason="orders broke", reviewed_current=None)
+    rollback_apply(integration=three_production_versions, actor=release_manager,
+                   to_version_number=2, reason="v1 was worse", reviewed_current=None)
+    assert rollbacks() == (5, 2, 2)
+
+
 # ---- concurrency (PostgreSQL) ---------------------------------------------------------------
 
 @pytest.mark.postgres
@@ -486,3 +567,84 @@ def test_a_promotion_racing_a_production_edit_creates_one_slot_and_loses_nothing
         numbers = sorted(package.versions.values_list("number", flat=True))
         assert numbers == [1, 2]
         assert package.current_version.number == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_two_identical_rollbacks_at_once_roll_back_once():
+    # Two clicks whose requests run side by side: the second waits for the first's row lock and
+    # then finds its own rollback done, instead of writing a second one.
+    manager = User.objects.create_superuser(username="release", password="unused-1234")
+    integration = onboard(environment=Environment.PRODUCTION).package.integration
+    onboard(environment=Environment.PRODUCTION, location_id="loc-2")  # v2
+    barrier = threading.Barrier(2)
+    results: list[Promotion] = []
+    errors: list[BaseException] = []
+
+    def click() -> None:
+        try:
+            barrier.wait()
+            results.append(rollback_apply(integration=integration, actor=manager,
+                                          to_version_number=1, reason="orders broke",
+                                          reviewed_current=2))
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=click) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    assert len(results) == 2 and results[0].pk == results[1].pk
+    assert rollbacks() == (3, 1, 1)
+    assert audit_verify().ok
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_a_promotion_and_a_rollback_at_once_each_replace_the_version_before_them():
+    # Whichever waits for the other's lock must see the version the other wrote, not the one
+    # (or none) it read before waiting.
+    manager = User.objects.create_superuser(username="release", password="unused-1234")
+    sandbox = onboard()
+    passing_check(sandbox)
+    integration = sandbox.package.integration
+    onboard(environment=Environment.PRODUCTION, client_secret=PRODUCTION_SECRET)  # v1
+    onboard(environment=Environment.PRODUCTION, location_id="loc-2")  # v2
+    errors: list[BaseException] = []
+
+    def race() -> None:
+        barrier = threading.Barrier(2)
+
+        def run(action) -> None:
+            try:
+                barrier.wait()
+                action()
+            except BaseException as exc:  # reported by the main thread
+                errors.append(exc)
+            finally:
+                connections.close_all()
+
+        threads = [
+            threading.Thread(target=run, args=(lambda: promote(integration, manager),)),
+            threading.Thread(target=run, args=(lambda: rollback_apply(
+                integration=integration, actor=manager, to_version_number=1,
+                reason="orders broke"),)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+
+    for _ in range(5):
+        race()
+    assert not errors, errors
+    promotions = list(Promotion.objects.select_related("previous_version", "new_version"))
+    assert len(promotions) == 10
+    assert all(p.previous_version.number == p.new_version.number - 1 for p in promotions)
+    assert audit_verify().ok

@@ -295,10 +295,12 @@ def test_admin_rollback_writes_a_new_version(manager_client, promoted):
     page = manager_client.post(CHANGELIST, {"action": "roll_back_production",
                                             "_selected_action": [str(promoted.pk)]})
     assert page.status_code == 200 and b'value="1"' in page.content
+    assert b'name="current_version" value="2"' in page.content
     assert KNOWN_SECRET.encode() not in page.content
     response = manager_client.post(CHANGELIST, {
         "action": "roll_back_production", "_selected_action": [str(promoted.pk)], "post": "yes",
-        "to_version": "1", "reason": "orders broke", "confirm_password": USER_PASSWORD})
+        "to_version": "1", "current_version": "2", "reason": "orders broke",
+        "confirm_password": USER_PASSWORD})
     assert response.status_code == 302
     version = package_current(integration=promoted, environment=Environment.PRODUCTION)
     assert (version.number, version.source, version.client_secret) == (
@@ -308,7 +310,8 @@ def test_admin_rollback_writes_a_new_version(manager_client, promoted):
 def test_admin_rollback_refusal_is_shown_on_the_page(manager_client, promoted):
     response = manager_client.post(CHANGELIST, {
         "action": "roll_back_production", "_selected_action": [str(promoted.pk)], "post": "yes",
-        "to_version": "2", "reason": "again", "confirm_password": USER_PASSWORD})
+        "to_version": "2", "current_version": "2", "reason": "again",
+        "confirm_password": USER_PASSWORD})
     assert response.status_code == 200
     assert "Choose a version earlier than the current v2." in response.content.decode()
 
@@ -319,6 +322,82 @@ def test_admin_rollback_takes_one_integration_at_a_time(manager_client, promoted
         "action": "roll_back_production", "_selected_action": [str(promoted.pk), str(other.pk)]},
         follow=True)
     assert "Choose exactly one integration to roll back." in response.content.decode()
+
+
+def admin_rollback(client, integration: Integration, **data):
+    return client.post(CHANGELIST, {
+        "action": "roll_back_production", "_selected_action": [str(integration.pk)],
+        "post": "yes", "reason": "orders broke", "confirm_password": USER_PASSWORD, **data})
+
+
+def rollback_counts() -> tuple[int, int, int]:
+    """Production versions, rollback records and rollback events."""
+    return (PackageVersion.objects.filter(package__environment="production").count(),
+            Promotion.objects.filter(kind="rollback").count(),
+            AuditEvent.objects.filter(action="rollback").count())
+
+
+def promote_again(integration: Integration, actor) -> None:
+    from onboarding.services.promotion import promotion_apply
+
+    promotion_apply(integration=integration, actor=actor, reason="a colleague's fix",
+                    copy_credentials=False, reviewed_sandbox_version=None,
+                    reviewed_production_version=None)
+
+
+def test_admin_rollback_is_refused_when_production_changed_since_the_confirmation(
+        manager_client, promoted, release_manager):
+    page = manager_client.post(CHANGELIST, {"action": "roll_back_production",
+                                            "_selected_action": [str(promoted.pk)]})
+    promote_again(promoted, release_manager)  # v3 lands while the page is open
+    before = snapshot()
+    response = admin_rollback(manager_client, promoted, to_version="1", current_version="2",
+                              reason="INC-1 orders broke")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert ("Production changed since you reviewed it (it is now v3): review the rollback "
+            "again.") in html
+    assert b'name="current_version" value="2"' in page.content
+    # The page shows Production as it is now, with what was typed and chosen kept; the next
+    # post is reviewed against v3.
+    assert "INC-1 orders broke</textarea>" in html
+    assert 'id="to_version_1" value="1" aria-label="Roll back to v1" checked' in html
+    assert 'name="current_version" value="3"' in html
+    assert snapshot()[:2] == before[:2]  # the password confirmation itself is audited
+    assert admin_rollback(manager_client, promoted, to_version="1",
+                          current_version="3").status_code == 302
+    assert rollback_counts() == (4, 1, 1)
+
+
+def test_admin_rollback_submitted_twice_rolls_back_once(manager_client, promoted):
+    first = admin_rollback(manager_client, promoted, to_version="1", current_version="2")
+    second = admin_rollback(manager_client, promoted, to_version="1", current_version="2")
+    assert (first.status_code, second.status_code) == (302, 302)
+    assert rollback_counts() == (3, 1, 1)
+    page = manager_client.get(CHANGELIST).content.decode()
+    assert page.count("Production back to v1 as version 3") == 2  # both clicks, one rollback
+
+
+def test_admin_rollback_page_errors_keep_the_version_first_reviewed(manager_client, promoted,
+                                                                    release_manager):
+    promote_again(promoted, release_manager)  # v3, after the page showed v2
+    response = admin_rollback(manager_client, promoted, to_version="1", current_version="2",
+                              confirm_password="wrong")
+    html = response.content.decode()
+    assert "Your password was not confirmed" in html
+    assert 'name="current_version" value="2"' in html  # still caught on the next try
+    assert "(it is now v3)" in admin_rollback(manager_client, promoted, to_version="1",
+                                              current_version="2").content.decode()
+    assert rollback_counts() == (3, 0, 0)
+
+
+def test_admin_rollback_from_a_page_without_the_current_version_is_refused(manager_client,
+                                                                           promoted):
+    response = admin_rollback(manager_client, promoted, to_version="1")
+    html = response.content.decode()
+    assert response.status_code == 200 and "This page was out of date" in html
+    assert 'name="current_version" value="2"' in html
+    assert rollback_counts() == (2, 0, 0)
 
 
 # ---- Production history page ----------------------------------------------------------------
@@ -389,8 +468,10 @@ def test_rollback_from_the_history_page(client, release_manager, promoted):
     client.force_login(release_manager)
     page = client.get(history_url(promoted)).content.decode()
     assert "Roll back to v1" in page and 'name="confirm_password"' in page
+    assert '<input type="hidden" name="current_version" value="2">' in page
     response = client.post(rollback_url(promoted), {
-        "to_version": 1, "reason": "orders broke", "confirm_password": USER_PASSWORD})
+        "to_version": 1, "current_version": 2, "reason": "orders broke",
+        "confirm_password": USER_PASSWORD})
     assert response.status_code == 302 and response.url == history_url(promoted)
     page = client.get(history_url(promoted)).content.decode()
     assert "Rolled Production back to v1 as version 3" in page
@@ -407,7 +488,7 @@ def test_rollback_from_the_history_page(client, release_manager, promoted):
 def test_bad_rollback_input_gets_a_clear_message_and_changes_nothing(
         client, release_manager, promoted, data, status, message):
     client.force_login(release_manager)
-    data = {"confirm_password": USER_PASSWORD, **data}
+    data = {"confirm_password": USER_PASSWORD, "current_version": 2, **data}
     before = snapshot()
     response = client.post(rollback_url(promoted), data)
     assert response.status_code == status
@@ -418,9 +499,73 @@ def test_bad_rollback_input_gets_a_clear_message_and_changes_nothing(
 def test_a_refused_rollback_keeps_the_reason_typed(client, release_manager, promoted):
     client.force_login(release_manager)
     response = client.post(rollback_url(promoted), {
-        "to_version": 1, "reason": "INC-4711 bad <creds>", "confirm_password": "wrong"})
+        "to_version": 1, "current_version": 2, "reason": "INC-4711 bad <creds>",
+        "confirm_password": "wrong"})
     html = response.content.decode()
     assert 'id="id_reason_1" maxlength="2000" required value="INC-4711 bad &lt;creds&gt;"' in html
+
+
+def test_a_double_submitted_rollback_on_the_history_page_rolls_back_once(
+        client, release_manager, promoted):
+    client.force_login(release_manager)
+    # What the page's form posts: the version to go back to and the current one it showed.
+    data = {"to_version": 1, "current_version": 2, "reason": "orders broke",
+            "confirm_password": USER_PASSWORD}
+    first, second = client.post(rollback_url(promoted), data), client.post(rollback_url(promoted),
+                                                                         data)
+    assert (first.status_code, second.status_code) == (302, 302)
+    assert rollback_counts() == (3, 1, 1)
+    page = client.get(history_url(promoted)).content.decode()
+    assert "v3 (current)" in page and "v4" not in page
+    assert page.count("Rolled Production back to v1 as version 3") == 2
+
+
+def test_a_promotion_landing_before_the_rollback_is_refused_on_the_history_page(
+        client, release_manager, promoted):
+    client.force_login(release_manager)
+    page = client.get(history_url(promoted)).content.decode()
+    promote_again(promoted, release_manager)  # v3 lands while the page is open
+    before = snapshot()
+    response = client.post(rollback_url(promoted), {
+        "to_version": 1, "current_version": 2, "reason": "INC-9 orders broke",
+        "confirm_password": USER_PASSWORD})
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert ("Production changed since you reviewed it (it is now v3): review the rollback "
+            "again.") in html
+    assert '<input type="hidden" name="current_version" value="2">' in page
+    assert 'id="id_reason_1" maxlength="2000" required value="INC-9 orders broke"' in html
+    assert "v3 (current)" in html
+    assert '<input type="hidden" name="current_version" value="3">' in html
+    assert snapshot()[:2] == before[:2]  # the password confirmation itself is audited
+    # Reviewed again (the page now shows v3), the same choice goes ahead.
+    assert client.post(rollback_url(promoted), {
+        "to_version": 1, "current_version": 3, "reason": "INC-9 orders broke",
+        "confirm_password": USER_PASSWORD}).status_code == 302
+    assert rollback_counts() == (4, 1, 1)
+
+
+def test_a_refused_password_keeps_the_version_first_reviewed(client, release_manager,
+                                                             promoted):
+    client.force_login(release_manager)
+    promote_again(promoted, release_manager)  # v3, after the page showed v2
+    response = client.post(rollback_url(promoted), {
+        "to_version": 1, "current_version": 2, "reason": "x", "confirm_password": "wrong"})
+    assert response.status_code == 403
+    assert '<input type="hidden" name="current_version" value="2">' in response.content.decode()
+
+
+@pytest.mark.parametrize("current", [None, "", "abc", "0"])
+def test_a_rollback_form_without_the_current_version_it_showed_is_refused(
+        client, release_manager, promoted, current):
+    client.force_login(release_manager)
+    data = {"to_version": 1, "reason": "x", "confirm_password": USER_PASSWORD}
+    if current is not None:
+        data["current_version"] = current
+    response = client.post(rollback_url(promoted), data)
+    assert response.status_code == 400
+    assert "This page was out of date" in response.content.decode()
+    assert rollback_counts() == (2, 0, 0)
 
 
 def test_rollback_needs_post(client, release_manager, promoted):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from typing import Any
 from uuid import UUID
@@ -16,10 +17,14 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from dashboard.access import require_oversight
+from dashboard.access import deny, require_oversight
 from dashboard.stepup import stepup_confirm, stepup_is_fresh
-from onboarding.models import AccessGrant, Integration, Role
-from onboarding.services.access_report import REPORT_COLUMNS, access_report
+from onboarding.models import AccessGrant, Environment, Integration, Role
+from onboarding.services.access_report import (
+    REPORT_COLUMNS,
+    access_report,
+    access_report_export_record,
+)
 from onboarding.services.audit import RequestMeta, csv_cell
 from onboarding.services.grants import (
     GrantError,
@@ -47,6 +52,7 @@ def access_page(request: HttpRequest) -> HttpResponse:
 @require_GET
 def access_csv(request: HttpRequest) -> HttpResponse:
     require_oversight(request, permission=REPORT_PERMISSION)
+    access_report_export_record(actor=request.user, meta=RequestMeta.from_request(request))
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="production-access.csv"'
     writer = csv.DictWriter(response, fieldnames=REPORT_COLUMNS)
@@ -78,17 +84,28 @@ class GrantForm(forms.Form):
             f"e.g. 2026-12-31 18:00, in {timezone.get_current_timezone_name()} time")
 
 
-def _managers_only(request: HttpRequest, allowed: bool) -> None:
+def _managers_only(request: HttpRequest, *, allowed: bool, attempted: str,
+                   integration: Integration | None = None, target: str = "") -> None:
+    """Grant managers pass. Outsiders get 404 (they may not learn the page exists); anyone else
+    gets 403, and the refusal is audited as a denied Production attempt, as grant_create and
+    grant_revoke audit the same refusal from `grant_access` and `revoke_access`: the views
+    refuse before those services run, so they would never write it."""
     if allowed:
         return
-    require_oversight(request, permission=REPORT_PERMISSION)  # 404 for outsiders
+    # Http404 for outsiders. Someone who works here but may not see the report is refused
+    # below like an auditor: it is still a refused attempt, and audited.
+    with contextlib.suppress(PermissionDenied):
+        require_oversight(request, permission=REPORT_PERMISSION)
+    deny(request, action=attempted, environment=Environment.PRODUCTION, integration=integration,
+         target=target)
+    # deny's "You may not grant in Production" says less than this does.
     raise PermissionDenied("Only superusers and grant managers may change Production access.")
 
 
 @require_http_methods(["GET", "POST"])
 @sensitive_post_parameters("confirm_password")
 def grant_new(request: HttpRequest) -> HttpResponse:
-    _managers_only(request, grant_may_create(user=request.user))
+    _managers_only(request, allowed=grant_may_create(user=request.user), attempted="grant")
     form = GrantForm(request.POST or None)
     error = ""
     if request.method == "POST" and form.is_valid():
@@ -119,9 +136,12 @@ def grant_new(request: HttpRequest) -> HttpResponse:
 @require_POST
 @sensitive_post_parameters("confirm_password")
 def grant_end(request: HttpRequest, uuid: UUID) -> HttpResponse:
-    _managers_only(request, grant_may_revoke(user=request.user))
+    # The grant first, so the refusal names it and its integration, as revoke_access's does;
+    # an unknown uuid is a 404 for everyone, which tells an outsider nothing either.
     grant = get_object_or_404(AccessGrant.objects.select_related("user", "integration"),
                               uuid=uuid)
+    _managers_only(request, allowed=grant_may_revoke(user=request.user), attempted="revoke",
+                   integration=grant.integration, target=f"grant #{grant.pk}")
     if not stepup_confirm(request, password=request.POST.get("confirm_password") or None):
         messages.error(request, "Confirm your password to revoke a grant.")
         return redirect("dashboard:access")

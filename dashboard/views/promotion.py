@@ -34,14 +34,24 @@ class RollbackForm(forms.Form):
         "invalid": "Choose the version to roll back to."})
     reason = forms.CharField(max_length=REASON_MAX_LENGTH, error_messages={
         "required": "Give a reason for the rollback."})
+    # The version the page showed as current: the choice of where to go back to was made
+    # against it, so the service refuses if another became current since.
+    current_version = forms.IntegerField(min_value=1, error_messages=dict.fromkeys(
+        ("required", "invalid", "min_value"),
+        "This page was out of date: look at the versions again and choose."))
     confirm_password = forms.CharField(required=False, strip=False)
 
 
 def _page(request: HttpRequest, integration: Integration, *, errors: list[str] | None = None,
-          status: int = 200) -> HttpResponse:
+          status: int = 200, reviewed: int | None = None) -> HttpResponse:
+    """The history page; its rollback forms carry `reviewed` as the current version they were
+    chosen against, or (None) the current version this page shows."""
+    versions = production_versions(integration=integration)
+    current = next((row.version.number for row in versions if row.current), None)
     context: dict[str, Any] = {
         "integration": integration,
-        "versions": production_versions(integration=integration),
+        "versions": versions,
+        "reviewed_current": reviewed if reviewed is not None else current,
         "promotions": promotion_history(integration=integration),
         "may_roll_back": can(user=request.user, action=Role.PROMOTE, environment=PRODUCTION,
                              integration=integration),
@@ -66,17 +76,23 @@ def production_rollback(request: HttpRequest, uuid: UUID) -> HttpResponse:
     integration = integration_for(request, uuid=uuid, environment=PRODUCTION)
     require_for(request, action=Role.PROMOTE, environment=PRODUCTION, integration=integration)
     form = RollbackForm(request.POST)
+    # Shown again for another try, a form keeps the version it was first reviewed against, so
+    # a change landing meanwhile is still caught; after the service's refusal the page shows
+    # Production as it is now, and that is what the next try is reviewed against.
     if not form.is_valid():
         errors = [e for field_errors in form.errors.values() for e in field_errors]
-        return _page(request, integration, errors=errors, status=400)
+        return _page(request, integration, errors=errors, status=400,
+                     reviewed=form.cleaned_data.get("current_version"))
+    reviewed = form.cleaned_data["current_version"]
     if not stepup_confirm(request, password=form.cleaned_data["confirm_password"]):
-        return _page(request, integration, status=403, errors=[
+        return _page(request, integration, status=403, reviewed=reviewed, errors=[
             "Your password was not confirmed; nothing was changed. Enter it again."])
     try:
         rollback = rollback_apply(
             integration=integration, actor=request.user,
             to_version_number=form.cleaned_data["to_version"],
-            reason=form.cleaned_data["reason"], meta=RequestMeta.from_request(request))
+            reason=form.cleaned_data["reason"], reviewed_current=reviewed,
+            meta=RequestMeta.from_request(request))
     except PromotionRefused as exc:
         return _page(request, integration, errors=exc.reasons, status=400)
     messages.success(request, f"Rolled Production back to v{rollback.source_version.number} "

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.db.models import OuterRef, Subquery, TextChoices
 from django.utils import timezone
 
@@ -24,7 +25,7 @@ from onboarding.services.access import (
     permission_codename,
     roles,
 )
-from onboarding.services.audit import AuditAction
+from onboarding.services.audit import AuditAction, RequestMeta, audit_record
 
 PRODUCTION = Environment.PRODUCTION
 ROLE_ORDER = {str(role): n for n, role in enumerate(Role)}
@@ -209,3 +210,13 @@ def access_report() -> list[AccessRow]:
 
 REPORT_COLUMNS = ["user", "roles", "integration_roles", "how", "granted_by", "granted_at",
                   "last_production_action", "last_production_action_at"]
+
+
+def access_report_export_record(*, actor: Any, meta: RequestMeta | None = None) -> AuditEvent:
+    """Record a download of the report before any of it is sent (a copy of who holds Production
+    access leaves the site), as `audit_export_record` does for the log: if the event cannot be
+    written, nothing leaves. No environment: reading the report is no Production action of the
+    auditor's (the report's "last Production action" column would otherwise show it)."""
+    with transaction.atomic():
+        return audit_record(action=AuditAction.ACCESS_EXPORT, actor=actor, meta=meta,
+                            target="csv", details={"format": "csv"})

@@ -63,6 +63,7 @@ class AuditAction(models.TextChoices):
     STEP_UP = "step_up", "Password confirmed"
     PASSWORD_CHANGE = "password_change", "Password changed"
     AUDIT_EXPORT = "audit_export", "Audit log exported"
+    ACCESS_EXPORT = "access_export", "Access report exported"
 
 
 def audit_action_label(action: str) -> str:

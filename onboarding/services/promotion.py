@@ -234,9 +234,12 @@ def _current(integration: Integration, environment: Environment, *, lock: bool =
              ) -> tuple[OnboardingPackage | None, PackageVersion | None]:
     queryset = OnboardingPackage.objects.filter(integration=integration, environment=environment)
     if lock:
-        # of=self: PostgreSQL refuses FOR UPDATE on the nullable side of the version join.
-        queryset = queryset.select_for_update(of=("self",))
-    package = queryset.select_related("current_version").first()
+        # The version is read after the lock, in a query of its own: a row joined to the locked
+        # one comes from the snapshot taken before waiting for the lock, so the version written
+        # by the transaction we waited for would be missing (None, on PostgreSQL).
+        package = queryset.select_for_update().first()
+    else:
+        package = queryset.select_related("current_version").first()
     return package, (package.current_version if package else None)
 
 
@@ -280,8 +283,8 @@ def _production_package_locked(integration: Integration) -> OnboardingPackage:
         # Another transaction created it between our read and insert: use theirs.
         package = OnboardingPackage.objects.get(
             integration=integration, environment=Environment.PRODUCTION)
-    return OnboardingPackage.objects.select_for_update(of=("self",)).select_related(
-        "current_version").get(pk=package.pk)
+    # No select_related: the current version is read after the lock (see _current).
+    return OnboardingPackage.objects.select_for_update().get(pk=package.pk)
 
 
 def _changed_since_review(label: str, *, current: PackageVersion | None,
@@ -356,9 +359,20 @@ def rollback_apply(
     actor: Any,
     to_version_number: int,
     reason: str,
+    reviewed_current: int | None = None,
     meta: RequestMeta | None = None,
 ) -> Promotion:
-    """Write a new Production version equal to an earlier one. Raises PromotionRefused."""
+    """Write a new Production version equal to an earlier one. Raises PromotionRefused.
+
+    `reviewed_current` is the number of the Production version the form showed as current: the
+    choice of version to go back to was made against it, so if another version became current
+    since (a promotion, someone else's rollback) it refuses. The one exception is the caller's
+    own rollback from that very version to that very target, which is what a second click or a
+    resent form finds: it is returned as done, with no second version or event (as a
+    double-clicked Save is by package_store), rather than refused with a sentence that would
+    invite rolling back again. None skips the check, for callers that state their target
+    outright rather than pick it from a page (the `rollback` command), as `onboard` passes
+    `based_on=None` to package_store."""
     _audit_if_denied(actor=actor, integration=integration, meta=meta, attempted="rollback")
     with transaction.atomic():
         reasons = []
@@ -367,6 +381,17 @@ def rollback_apply(
             reasons.append("You may not roll back Production of this integration.")
         reason = _reason_or_refuse(reason, reasons, what="rollback")
         package, current = _current(integration, Environment.PRODUCTION, lock=True)
+        if (permission.ok and current is not None and reviewed_current is not None
+                and current.number != reviewed_current):
+            # Read under the lock, so of two identical posts the second sees the first's result.
+            repeat = _repeated_rollback(current=current, actor=actor,
+                                        reviewed_current=reviewed_current,
+                                        to_version_number=to_version_number)
+            if repeat is not None and not reasons:
+                return repeat
+            raise PromotionRefused([*reasons, f"Production changed since you reviewed it (it "
+                                              f"is now v{current.number}): review the rollback "
+                                              "again."])
         target = None
         if current is None:
             reasons.append("Production has no versions to roll back to.")
@@ -386,6 +411,18 @@ def rollback_apply(
             source=target, previous=current, values=values, reason=reason, actor=actor,
             meta=meta, copied_credentials=False, details={"to_version": target.number},
         )
+
+
+def _repeated_rollback(*, current: PackageVersion, actor: Any, reviewed_current: int,
+                       to_version_number: int) -> Promotion | None:
+    """The rollback that made `current`, if it is this very request made before: by `actor`,
+    from the version they reviewed, to the version they chose. Someone else's identical
+    rollback is not theirs to claim (nor their reason on it): they are told Production changed,
+    and the history shows them who changed it."""
+    return (Promotion.objects.filter(
+        new_version=current, kind=PromotionKind.ROLLBACK, performed_by=actor,
+        previous_version__number=reviewed_current, source_version__number=to_version_number)
+        .select_related("source_version", "new_version").first())
 
 
 def _production_write(

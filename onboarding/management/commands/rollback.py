@@ -25,6 +25,9 @@ class Command(BaseCommand):
             rollback = rollback_apply(
                 integration=integration, actor=actor, to_version_number=options["to_version"],
                 reason=options["reason"],
+                # No page was reviewed: the command names its target outright, so there is no
+                # "current version it was chosen against" to hold Production to.
+                reviewed_current=None,
             )
         except PromotionRefused as exc:
             raise CommandError(
