@@ -98,3 +98,78 @@ def test_a_request_for_an_unknown_host_gets_the_bad_request_page(client):
     response = client.get("/", HTTP_HOST="aislekeys.evil.example")
     assert response.status_code == 400
     assert "Bad request" in response.content.decode()
+
+
+# --- what a card shows when htmx gets a refusal instead of the card (static/js/app.js) ---------
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def refusal(html: str) -> str:
+    """The sentence static/js/app.js puts in the card: the data-refusal element's attribute
+    value, else its text, white space collapsed."""
+    import html as html_module
+
+    found = re.search(r'<(\w+)[^>]*\bdata-refusal(?:="([^"]*)")?[^>]*>(.*?)</\1>', html, re.S)
+    assert found, "no data-refusal on the page"
+    text = found.group(2) or re.sub(r"<[^>]+>", "", found.group(3))
+    return " ".join(html_module.unescape(text).split())
+
+
+def form_token(html: str) -> str:
+    found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)
+    assert found
+    return found.group(1)
+
+
+def test_check_now_from_a_page_open_across_a_sign_in_tells_the_card_to_reload(lead):
+    package = onboard().package
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(lead)
+    stale = form_token(browser.get("/").content.decode())  # the page left open
+    # Signed out and in again in another tab, through the forms: a new CSRF secret.
+    assert browser.post("/accounts/logout/", {"csrfmiddlewaretoken": stale}).status_code == 302
+    sign_in = form_token(browser.get("/accounts/login/").content.decode())
+    assert browser.post("/accounts/login/", {"csrfmiddlewaretoken": sign_in, "username": "lead",
+                                             "password": "unused-in-tests-1234"}
+                        ).status_code == 302
+    response = browser.post(f"/packages/{package.uuid}/check/",
+                            {"csrfmiddlewaretoken": stale, "view": "cell"}, **HTMX)
+    assert response.status_code == 403
+    said = refusal(response.content.decode())
+    assert "open from before you last signed in" in said
+    assert "reload the page and try again" in said and "Go back" not in said
+    assert ConnectivityCheck.objects.count() == 0
+
+
+def test_a_refusal_without_the_cookie_reaches_the_card_too(lead):
+    package = onboard().package
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(lead)
+    response = browser.post(f"/packages/{package.uuid}/check/", **HTMX)
+    assert response.status_code == 403
+    assert "did not send the cookie" in refusal(response.content.decode())
+
+
+def test_a_check_refused_for_want_of_a_right_gives_the_card_its_reason(client, auditor):
+    package = onboard().package
+    client.force_login(auditor)
+    response = client.post(f"/packages/{package.uuid}/check/", {"view": "cell"}, **HTMX)
+    assert response.status_code == 403
+    assert refusal(response.content.decode()) == "You may not check in Sandbox."
+
+
+def test_a_refusal_without_a_sentence_gives_the_card_the_general_one(client, superuser):
+    client.force_login(superuser)
+    response = client.get("/admin/onboarding/accessgrant/add/")
+    assert response.status_code == 403
+    assert refusal(response.content.decode()) == "You do not have permission for this page."
+
+
+def test_the_card_reads_the_refusal_that_the_pages_mark():
+    # The other half of the contract, checked by reading: the script looks for data-refusal.
+    from django.conf import settings
+
+    script = (settings.BASE_DIR / "static" / "js" / "app.js").read_text()
+    assert 'querySelector("[data-refusal]")' in script
+    assert 'getAttribute("data-refusal")' in script

@@ -118,6 +118,24 @@
     if (target) target.focus();
   });
 
+  // The refusal's own sentence from an error page (templates/403.html, 403_csrf.html mark it
+  // with data-refusal): not every 403 is a missing right. A stale form token (the user signed
+  // in again in another tab) needs a reload, which "You may not do this" would never suggest.
+  // The page is parsed inert (DOMParser runs no script) and only its text is used.
+  function refusal(xhr) {
+    if (!xhr || !xhr.responseText || !window.DOMParser) return "";
+    try {
+      var doc = new DOMParser().parseFromString(xhr.responseText, "text/html");
+      var el = doc.querySelector("[data-refusal]");
+      if (!el) return "";
+      var text = el.getAttribute("data-refusal") || el.textContent || "";
+      text = text.replace(/\s+/g, " ").trim();
+      return text.length <= 500 ? text : "";
+    } catch (e) {
+      return "";
+    }
+  }
+
   // A refused or failed request (403, 404, 500) is not swapped by htmx: say so in the card.
   // .env-card is on both the integration page's cards and the overview's compact cells
   // (article.env-card.env-cell, which are not .card).
@@ -126,12 +144,14 @@
     var card = elt && elt.closest ? elt.closest(".env-card") : null;
     var slot = card ? card.querySelector(".card-error") : null;
     if (!slot) return;
-    var status = event.detail.xhr ? event.detail.xhr.status : 0;
+    var xhr = event.detail.xhr;
+    var status = xhr ? xhr.status : 0;
     var p = document.createElement("p");
     p.className = "error";
-    p.textContent = status === 403 ? "You may not do this (HTTP 403)."
-      : status ? "The request failed (HTTP " + status + "). Reload the page and try again."
-      : "The dashboard could not be reached. Check your connection and try again.";
+    p.textContent = (status && refusal(xhr))
+      || (status === 403 ? "You may not do this (HTTP 403)."
+        : status ? "The request failed (HTTP " + status + "). Reload the page and try again."
+        : "The dashboard could not be reached. Check your connection and try again.");
     slot.replaceChildren(p);
   }
   document.addEventListener("htmx:responseError", showError);
