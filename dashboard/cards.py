@@ -18,10 +18,9 @@ from uuid import UUID
 from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 
-from onboarding.iqmetrix import Outcome
 from onboarding.models import Environment, Integration, Role
 from onboarding.services.access import roles_lookup
-from onboarding.services.status import PackageStatus, package_statuses
+from onboarding.services.status import PackageStatus, check_outcome_label, package_statuses
 
 _MARKER = UUID(int=0)
 
@@ -106,7 +105,7 @@ class Card:
     @cached_property
     def outcome_label(self) -> str:
         check = self.status.last_check
-        return Outcome(check.outcome).label if check is not None else ""
+        return check_outcome_label(check=check) if check is not None else ""
 
     @cached_property
     def checked(self) -> When | None:
@@ -116,6 +115,13 @@ class Card:
     @cached_property
     def expires(self) -> When | None:
         return When.of(self.status.expires_at, tz=self.tz)
+
+    @cached_property
+    def token_issued(self) -> When | None:
+        """When the countdown's token was issued, if by a check before the last one shown."""
+        if not self.status.token_from_earlier_check:
+            return None
+        return When.of(self.status.token_check.sent_at, tz=self.tz)
 
     @cached_property
     def failing(self) -> When | None:

@@ -7,7 +7,8 @@ visit saw. So the rows are cached under a key made of everything they show (key-
 expiration: nothing is ever invalidated, a change makes a new key):
 
 - the integrations of the page (id, uuid, name) and, per package, `status.STAMP_FIELDS` (its
-  current version, newest check and token exchange, refresh token, failing since). Versions and
+  current version, newest check and token exchange, the check holding the live token, refresh
+  token, failing since). Versions and
   checks are never edited once written, so the ids stand for their content. They are read with
   one cheap query (`package_stamps`), without building a model instance;
 - what the user may do in each cell (view, Check now), the time zone and URL prefix, and the

@@ -380,3 +380,43 @@ def test_a_passing_refresh_after_a_failed_check_does_not_verify_the_package(
     status = package_statuses(integrations=[package.integration])[0]
     assert status.package.failing_since is not None
     assert status.state == ProductionState.UNVERIFIED
+
+
+def test_the_countdown_is_of_the_token_the_reveal_page_hands_out(sandbox_simulator,
+                                                                 sandbox_version, no_dedupe):
+    # The status's expiry and the live token are one definition: the newest pass still holding
+    # its token. Neither a refused refresh nor a failed exchange after a pass takes it away.
+
+    package = sandbox_version.package
+
+    def expiry():
+        return package_statuses(integrations=[package.integration])[0].expires_at
+
+    passed = check_run(package=package)
+    assert expiry() == check_live_token(package=package).expires_at == passed.expires_at
+    sandbox_simulator._by_refresh.clear()
+    assert check_refresh(package=package).outcome == Outcome.INVALID_CREDENTIALS
+    assert expiry() == check_live_token(package=package).expires_at == passed.expires_at
+    sandbox_simulator.rate_limit_next(1)
+    assert not check_run(package=package).ok
+    assert expiry() == check_live_token(package=package).expires_at == passed.expires_at
+
+    again = check_run(package=package)
+    refreshed = check_refresh(package=package)
+    assert expiry() == check_live_token(package=package).expires_at == refreshed.expires_at
+    assert refreshed.expires_at != again.expires_at
+
+
+def test_only_a_refused_refresh_reads_as_a_refused_refresh_token(sandbox_simulator,
+                                                                 sandbox_version, no_dedupe):
+    from onboarding.services.status import check_outcome_label
+
+    package = sandbox_version.package
+    check_run(package=package)
+    sandbox_simulator._by_refresh.clear()
+    refused = check_refresh(package=package)
+    assert check_outcome_label(check=refused) == "Refresh token refused"
+    onboard(password="not-the-password")  # now the password really is refused
+    wrong = check_run(package=package)
+    assert wrong.outcome == refused.outcome == Outcome.INVALID_CREDENTIALS
+    assert check_outcome_label(check=wrong) == "Invalid user name or password"

@@ -441,3 +441,129 @@ def test_an_empty_card_offers_each_reader_only_a_step_they_can_take(client, supe
     assert "No Production credentials yet." in html
     assert "An integration lead with Production access adds them" in html
     assert "manage.py onboard" not in html and "/edit/" not in html
+
+
+# --- commands shown on the pages are safe to paste into a shell --------------------------------
+
+HOSTILE_NAME = 'Shop" $(touch /tmp/pwned) "'
+
+
+def shown_commands(html: str) -> list[list[str]]:
+    """Each `manage.py …` command a page shows, split into words as a shell would read it."""
+    import html as html_module
+    import shlex
+
+    codes = [html_module.unescape(code) for code in re.findall(r"<code>(.*?)</code>", html, re.S)]
+    return [shlex.split(code) for code in codes if "manage.py" in code]
+
+
+def test_commands_shown_for_a_hostile_name_run_nothing_but_the_command(client, superuser, db):
+    from onboarding.services.packages import integration_find
+
+    package = onboard(HOSTILE_NAME).package  # Sandbox only: the Production card is empty
+    integration = package.integration
+    client.force_login(superuser)
+    pages = [client.get(f"/integrations/{integration.uuid}/").content.decode(),  # onboard
+             client.get(f"/packages/{package.uuid}/checks/").content.decode()]  # check_connectivity
+    commands = [words for html in pages for words in shown_commands(html)]
+    assert {words[words.index("manage.py") + 1] for words in commands} == {
+        "onboard", "check_connectivity"}
+    for words in commands:
+        # Nothing of the name left loose for the shell, and one word naming this integration.
+        assert not any("$(" in word or '"' in word for word in words), words
+        named = words[words.index("manage.py") + 2]
+        assert integration_find(name_or_slug=named) == integration
+        assert words[words.index("manage.py") + 3] == "--environment"
+
+
+def test_a_shell_word_stays_one_harmless_word_whatever_it_holds():
+    import shlex
+
+    from dashboard.templatetags.shell_words import shell_word
+
+    # Slugs are [a-z0-9-] when the service makes them, but the admin may edit them: quote anyway.
+    for value in ("acme-pos", HOSTILE_NAME, "a'b", "`id`", "; rm -rf ~", ""):
+        assert shlex.split(f"manage.py onboard {shell_word(value)}") == [
+            "manage.py", "onboard", value]
+    assert shell_word("acme-pos") == "acme-pos"  # a plain slug reads as it is
+
+
+# --- a refused refresh: the token Reveal offers keeps its countdown ----------------------------
+
+
+def test_a_refused_refresh_keeps_the_live_tokens_countdown_and_says_what_was_refused(
+        client, lead, sandbox_simulator, sandbox_version, monkeypatch):
+    from onboarding.services import checks
+    from onboarding.services.checks import check_live_token
+
+    monkeypatch.setattr(checks, "DEDUPE_SECONDS", 0.0)
+    package = sandbox_version.package
+    passed = check_run(package=package)
+    sandbox_simulator._by_refresh.clear()  # iQmetrix forgot its refresh tokens (a restart)
+    client.force_login(lead)
+    card = client.post(f"/packages/{package.uuid}/refresh/", **HTMX).content.decode()
+    refused = ConnectivityCheck.objects.get(kind="refresh")
+    assert refused.outcome == Outcome.INVALID_CREDENTIALS
+    live = check_live_token(package=package)
+    assert live == passed  # what the reveal page offers
+
+    integration_page = client.get(f"/integrations/{package.integration.uuid}/").content.decode()
+    overview = client.get("/").content.decode()
+    history = client.get(f"/packages/{package.uuid}/checks/").content.decode()
+    for html in (card, integration_page, overview):
+        assert "state-verified" in html
+        assert f'data-expires-at="{live.expires_at.isoformat()}"' in html
+        assert "the token of the check that passed at" in html
+    for html in (card, integration_page, overview, history):
+        assert "Failed: Refresh token refused" in html
+        assert "Invalid user name or password" not in html
+    reveal = client.get(f"/packages/{package.uuid}/reveal/").content.decode()
+    assert "valid until" in reveal and live.expires_at.isoformat() in reveal
+
+
+def test_a_failed_check_after_a_pass_keeps_the_countdown_of_the_token_still_revealed(
+        client, lead, sandbox_simulator, sandbox_version, monkeypatch):
+    from onboarding.services import checks
+
+    monkeypatch.setattr(checks, "DEDUPE_SECONDS", 0.0)
+    package = sandbox_version.package
+    passed = check_run(package=package)
+    sandbox_simulator.rate_limit_next(1)
+    assert not check_run(package=package).ok
+    client.force_login(lead)
+    for html in (client.get("/").content.decode(),
+                 client.get(f"/integrations/{package.integration.uuid}/").content.decode()):
+        assert "Failed: Rate limited" in html and "state-unverified" in html
+        assert f'data-expires-at="{passed.expires_at.isoformat()}"' in html
+        assert "the token of the check that passed at" in html
+
+
+def test_the_countdown_follows_a_passing_refresh_and_names_no_earlier_check(
+        client, lead, sandbox_simulator, sandbox_version, monkeypatch):
+    from onboarding.services import checks
+    from onboarding.services.checks import check_refresh
+
+    monkeypatch.setattr(checks, "DEDUPE_SECONDS", 0.0)
+    package = sandbox_version.package
+    first = check_run(package=package)
+    refreshed = check_refresh(package=package)
+    assert refreshed.expires_at != first.expires_at
+    client.force_login(lead)
+    html = client.get("/").content.decode()
+    assert f'data-expires-at="{refreshed.expires_at.isoformat()}"' in html
+    assert "Passed: OK" in html and "the token of the check that passed at" not in html
+
+
+def test_a_refused_refresh_without_javascript_says_the_refresh_token_was_refused(
+        client, lead, sandbox_simulator, sandbox_version, monkeypatch):
+    from onboarding.services import checks
+
+    monkeypatch.setattr(checks, "DEDUPE_SECONDS", 0.0)
+    package = sandbox_version.package
+    check_run(package=package)
+    sandbox_simulator._by_refresh.clear()
+    client.force_login(lead)
+    response = client.post(f"/packages/{package.uuid}/refresh/", {"next": "/"}, follow=True)
+    shown = [str(m) for m in response.context["messages"]]
+    assert len(shown) == 1 and "Refresh token refused." in shown[0], shown
+    assert "Invalid user name or password" not in shown[0]

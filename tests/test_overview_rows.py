@@ -271,3 +271,37 @@ def test_threads_never_share_the_stamps_query():
     thread.start()
     thread.join()
     assert seen and seen[0] is not own
+
+
+def test_a_pass_recorded_after_a_newer_check_moves_the_cached_countdown(
+        client, lead, sandbox_simulator, monkeypatch, renders):
+    """Scheduled checks take no claim of the package, so a dashboard refresh sent just before a
+    scheduled exchange can be recorded just after it. The refresh's token is then the live one
+    while the newest check, the newest exchange, `refresh_held` and `failing_since` stay as
+    they were: the cached rows must still move to the refresh's countdown."""
+    from datetime import datetime
+
+    from onboarding.models import ConnectivityCheck
+    from onboarding.services.checks import check_live_token, check_refresh
+
+    monkeypatch.setattr(checks_service, "DEDUPE_SECONDS", 0.0)
+    package = onboard().package
+    first = check_run(package=package, fetch_me=False)
+    sandbox_simulator.rate_limit_next(1)
+    scheduled = check_run(package=package, fetch_me=False)
+    assert not scheduled.ok
+    client.force_login(lead)
+
+    def countdown() -> datetime:
+        found = re.search(r'data-expires-at="([^"]+)"', cell(page(client)))
+        assert found, "no countdown"
+        return datetime.fromisoformat(found.group(1))
+
+    assert countdown() == first.expires_at
+    refreshed = check_refresh(package=package)
+    # As if sent before the scheduled exchange (the race), which stays the newest check.
+    ConnectivityCheck.objects.filter(pk=refreshed.pk).update(
+        sent_at=scheduled.sent_at - timedelta(milliseconds=1))
+    assert check_live_token(package=package) == refreshed
+    assert countdown() == refreshed.expires_at
+    assert len(renders) == 2

@@ -22,6 +22,7 @@ from dashboard.views.integrations import recent_checks
 from onboarding.models import ConnectivityCheck, OnboardingPackage, Role
 from onboarding.services.audit import RequestMeta
 from onboarding.services.checks import CheckError, check_history, check_refresh, check_run
+from onboarding.services.status import check_outcome_label
 
 CHECKS_PER_PAGE = 25
 
@@ -69,7 +70,8 @@ def _run(request: HttpRequest, package: OnboardingPackage,
     elif check is not None and check.ok:
         messages.success(request, f"{package}: {check.message}")
     elif check is not None:
-        messages.warning(request, f"{package}: {check.get_outcome_display()}. {check.message}")
+        messages.warning(request, f"{package}: {check_outcome_label(check=check)}. "
+                                  f"{check.message}")
     return redirect(_return_to(request))
 
 

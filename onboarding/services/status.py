@@ -13,6 +13,7 @@ from datetime import datetime
 
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
 
+from onboarding.iqmetrix import Outcome
 from onboarding.models import (
     CheckKind,
     ConnectivityCheck,
@@ -34,11 +35,37 @@ class PackageStatus:
     last_check: ConnectivityCheck | None
     # Whether "Refresh token" can work: a check of this package still holds a refresh token.
     refresh_held: bool = False
+    # The newest passing check that still holds its access token: the token the reveal page
+    # hands out (`checks.check_live_token`, which also drops it once expired). Not the last
+    # check: a refused refresh, or a failed token exchange after a pass, leaves that token
+    # valid, and the countdown must not vanish while Reveal still offers it.
+    token_check: ConnectivityCheck | None = None
 
     @property
     def expires_at(self) -> datetime | None:
-        check = self.last_check
-        return check.expires_at if check is not None and check.ok else None
+        check = self.token_check
+        return check.expires_at if check is not None else None
+
+    @property
+    def token_from_earlier_check(self) -> bool:
+        """The countdown's token came from a check before the last one (so the page says which),
+        e.g. the pass before a refused refresh."""
+        token, last = self.token_check, self.last_check
+        return token is not None and last is not None and token.pk != last.pk
+
+
+# iQmetrix answers a dead refresh token with the same `invalid_grant` as a wrong password, so
+# the client records both as INVALID_CREDENTIALS. Its label ("Invalid user name or password")
+# would blame credentials the refresh never sent.
+REFRESH_REFUSED_LABEL = "Refresh token refused"
+
+
+def check_outcome_label(*, check: ConnectivityCheck) -> str:
+    """The outcome of a check in words, for every page that lists outcomes."""
+    if check.kind == CheckKind.REFRESH and check.outcome == Outcome.INVALID_CREDENTIALS:
+        return REFRESH_REFUSED_LABEL
+    # A value no longer among the choices (an older release's) is shown as stored, not a 500.
+    return Outcome(check.outcome).label if check.outcome in Outcome.values else check.outcome
 
 
 def package_state(*, version: PackageVersion | None, last_check: ConnectivityCheck | None
@@ -61,38 +88,52 @@ _CHECK_FIELDS = ("id", "package_id", "version_id", "kind", "outcome", "sent_at",
 def _last_checks(packages: Iterable[OnboardingPackage]) -> dict[int, ConnectivityCheck]:
     """The checks `packages_with_last_check` named, by id, in one query."""
     ids = {getattr(p, name, None) for p in packages
-           for name in ("last_check_id", "last_exchange_id")} - {None}
+           for name in ("last_check_id", "last_exchange_id", "token_check_id")} - {None}
     return {c.pk: c for c in ConnectivityCheck.objects.filter(pk__in=ids).only(*_CHECK_FIELDS)}
 
 
 def packages_with_last_check(queryset: QuerySet[OnboardingPackage]
                              ) -> QuerySet[OnboardingPackage]:
     """Packages with their current version, the id of their newest check (`last_check_id`), of
-    their newest token exchange (`last_exchange_id`, a password-grant check: the state) and
-    whether a check of the current version holds a refresh token (`refresh_held`: "Refresh
-    token" is offered), in one query."""
+    their newest token exchange (`last_exchange_id`, a password-grant check: the state), of
+    the newest passing check still holding its access token (`token_check_id`: the countdown,
+    as `check_live_token` picks the token to reveal) and whether a check of the current version
+    holds a refresh token (`refresh_held`: "Refresh token" is offered), in one query."""
     newest = ConnectivityCheck.objects.filter(package=OuterRef("pk")).order_by("-sent_at", "-id")
     refresh = ConnectivityCheck.objects.filter(package=OuterRef("pk"), refresh_token__isnull=False,
                                                version=OuterRef("current_version"))
+    # "access_token IS NOT NULL" lets the database read the partial index of checks holding a
+    # token (`check_package_tokens`, one or two rows a package) instead of the history.
+    holding = newest.filter(outcome=Outcome.OK, access_token__isnull=False)
     return queryset.select_related("current_version").annotate(
         last_check_id=Subquery(newest.values("pk")[:1]),
         last_exchange_id=Subquery(newest.filter(kind=CheckKind.PASSWORD).values("pk")[:1]),
+        token_check_id=Subquery(holding.values("pk")[:1]),
         refresh_held=Exists(refresh),
     )
 
 
 # What a page shows of a package is fixed by these values: a version and a check are never edited
-# once written (a later check only clears the tokens of older ones, which `refresh_held` follows),
-# so when any of them changes, so do these. The package's uuid goes into its links.
+# once written (a later check only clears the tokens of older ones, which `refresh_held` and
+# `token_check_id` follow), so when any of them changes, so do these. The package's uuid goes
+# into its links.
+# `token_check_id` is not implied by `last_check_id`, although checks are append-only: "newest"
+# is by `sent_at`, and a check can be recorded after a newer one. Scheduled checks take no claim
+# of the package, so a dashboard refresh can be sent just before a scheduled exchange and be
+# recorded just after it. If the refresh passes, its token is now the one revealed (recording it
+# cleared every other), while the last check, the last exchange, `refresh_held` and
+# `failing_since` stay as the scheduled exchange left them: without this field the overview
+# would go on counting down the token the refresh replaced.
 STAMP_FIELDS = ("integration_id", "environment", "pk", "uuid", "current_version_id",
-                "last_check_id", "last_exchange_id", "refresh_held", "failing_since")
+                "last_check_id", "last_exchange_id", "token_check_id", "refresh_held",
+                "failing_since")
 
 
 _built = threading.local()
 
 
 def _stamps_query() -> QuerySet[OnboardingPackage]:
-    # Built once per thread: resolving the three subqueries costs more than running them.
+    # Built once per thread: resolving the four subqueries costs more than running them.
     # Filtering copies the outer query but shares the subqueries, whose compiling adjusts
     # their alias counts in place, so threads (gthread workers) each build their own.
     query = getattr(_built, "stamps", None)
@@ -147,5 +188,6 @@ def package_statuses(*, integrations: Iterable[Integration]) -> list[PackageStat
                 integration=integration, environment=env, package=package, version=version,
                 state=package_state(version=version, last_check=exchange), last_check=last,
                 refresh_held=bool(package and package.refresh_held),
+                token_check=checks.get(package.token_check_id) if package else None,
             ))
     return statuses
