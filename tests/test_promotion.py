@@ -3,8 +3,11 @@ and concurrent promotions on PostgreSQL."""
 
 from __future__ import annotations
 
+import functools
 import threading
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -478,6 +481,32 @@ def test_without_a_reviewed_version_rollback_states_its_target_outright(
 
 # ---- concurrency (PostgreSQL) ---------------------------------------------------------------
 
+def _at_once(*actions: Callable[[], Any]) -> list[Any]:
+    """Run the actions in threads released together (each on its own connection); what each
+    returned, in order. An error in any of them fails the test from the main thread."""
+    barrier = threading.Barrier(len(actions))
+    results: list[Any] = [None] * len(actions)
+    errors: list[BaseException] = []
+
+    def run(index: int, action: Callable[[], Any]) -> None:
+        try:
+            barrier.wait()
+            results[index] = action()
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(index, action))
+               for index, action in enumerate(actions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    return results
+
+
 @pytest.mark.postgres
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
 @pytest.mark.django_db(transaction=True)
@@ -488,26 +517,13 @@ def test_concurrent_promotions_get_consecutive_versions_and_lose_nothing():
     passing_check(sandbox)
     integration = sandbox.package.integration
     rounds, threads_count = 4, 3
-    barrier = threading.Barrier(threads_count)
-    errors: list[BaseException] = []
 
     def worker(n: int) -> None:
-        try:
-            barrier.wait()
-            for i in range(rounds):
-                promote(integration, manager, reason=f"thread {n} round {i}",
-                        copy_credentials=bool(i % 2))
-        except BaseException as exc:  # reported by the main thread
-            errors.append(exc)
-        finally:
-            connections.close_all()
+        for i in range(rounds):
+            promote(integration, manager, reason=f"thread {n} round {i}",
+                    copy_credentials=bool(i % 2))
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(threads_count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not errors, errors
+    _at_once(*(functools.partial(worker, n) for n in range(threads_count)))
     total = rounds * threads_count
     numbers = list(PackageVersion.objects.filter(package__environment=Environment.PRODUCTION)
                    .order_by("number").values_list("number", flat=True))
@@ -533,34 +549,11 @@ def test_a_promotion_racing_a_production_edit_creates_one_slot_and_loses_nothing
         sandbox = onboard(name=f"Race {n}")
         passing_check(sandbox)
         integrations.append(sandbox.package.integration)
-    errors: list[BaseException] = []
-
-    def race(integration: Integration) -> None:
-        barrier = threading.Barrier(2)
-
-        def run(action) -> None:
-            try:
-                barrier.wait()
-                action()
-            except BaseException as exc:  # reported by the main thread
-                errors.append(exc)
-            finally:
-                connections.close_all()
-
-        threads = [
-            threading.Thread(target=run, args=(lambda: promote(integration, manager),)),
-            threading.Thread(target=run, args=(lambda: package_store(
-                integration=integration, environment=Environment.PRODUCTION,
-                data=package_data(client_secret=PRODUCTION_SECRET), actor=manager),)),
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-
     for integration in integrations:
-        race(integration)
-    assert not errors, errors
+        _at_once(functools.partial(promote, integration, manager),
+                 functools.partial(package_store, integration=integration,
+                                   environment=Environment.PRODUCTION, actor=manager,
+                                   data=package_data(client_secret=PRODUCTION_SECRET)))
     for integration in integrations:
         package = OnboardingPackage.objects.get(integration=integration,
                                                 environment=Environment.PRODUCTION)
@@ -578,28 +571,10 @@ def test_two_identical_rollbacks_at_once_roll_back_once():
     manager = User.objects.create_superuser(username="release", password="unused-1234")
     integration = onboard(environment=Environment.PRODUCTION).package.integration
     onboard(environment=Environment.PRODUCTION, location_id="loc-2")  # v2
-    barrier = threading.Barrier(2)
-    results: list[Promotion] = []
-    errors: list[BaseException] = []
-
-    def click() -> None:
-        try:
-            barrier.wait()
-            results.append(rollback_apply(integration=integration, actor=manager,
-                                          to_version_number=1, reason="orders broke",
-                                          reviewed_current=2))
-        except BaseException as exc:  # reported by the main thread
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=click) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not errors, errors
-    assert len(results) == 2 and results[0].pk == results[1].pk
+    click = functools.partial(rollback_apply, integration=integration, actor=manager,
+                              to_version_number=1, reason="orders broke", reviewed_current=2)
+    results = _at_once(click, click)
+    assert results[0].pk == results[1].pk
     assert rollbacks() == (3, 1, 1)
     assert audit_verify().ok
 
@@ -616,34 +591,10 @@ def test_a_promotion_and_a_rollback_at_once_each_replace_the_version_before_them
     integration = sandbox.package.integration
     onboard(environment=Environment.PRODUCTION, client_secret=PRODUCTION_SECRET)  # v1
     onboard(environment=Environment.PRODUCTION, location_id="loc-2")  # v2
-    errors: list[BaseException] = []
-
-    def race() -> None:
-        barrier = threading.Barrier(2)
-
-        def run(action) -> None:
-            try:
-                barrier.wait()
-                action()
-            except BaseException as exc:  # reported by the main thread
-                errors.append(exc)
-            finally:
-                connections.close_all()
-
-        threads = [
-            threading.Thread(target=run, args=(lambda: promote(integration, manager),)),
-            threading.Thread(target=run, args=(lambda: rollback_apply(
-                integration=integration, actor=manager, to_version_number=1,
-                reason="orders broke"),)),
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-
     for _ in range(5):
-        race()
-    assert not errors, errors
+        _at_once(functools.partial(promote, integration, manager),
+                 functools.partial(rollback_apply, integration=integration, actor=manager,
+                                   to_version_number=1, reason="orders broke"))
     promotions = list(Promotion.objects.select_related("previous_version", "new_version"))
     assert len(promotions) == 10
     assert all(p.previous_version.number == p.new_version.number - 1 for p in promotions)
