@@ -162,6 +162,12 @@ def judge(route: Route, url: str, role: str, method: str, response, kwargs: dict
     where = f"{method.upper()} {url} ({route.name}) as {role}: {status}"
     if status not in SAFE:
         return [f"{where}: unexpected status"]
+    if status == 200 and "html" in response.get("Content-Type", ""):
+        body = response.content.decode()
+        # A comment or tag the engine did not take (Django's {# #} is one line only) is shown.
+        leaked = [mark for mark in ("{#", "#}", "{%", "%}", "{{ ", " }}") if mark in body]
+        if leaked:
+            return [f"{where}: template syntax on the page: {leaked}"]
     if role == "anonymous":
         if route.name in PUBLIC:
             return []
