@@ -47,9 +47,20 @@ def audit_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
 @receiver(user_login_failed)
 def audit_login_failed(sender: Any, credentials: dict, request: Any = None, **kwargs: Any) -> None:
     # Django already replaces the password in `credentials`; only the user name is kept.
+    username = str(credentials.get("username", ""))[:150]
+    user = getattr(request, "user", None)
+    if (user is not None and user.is_authenticated and user.get_username() == username):
+        # A signed-in user mistyping their own password where a sensitive action asks for it
+        # again (dashboard.stepup): their own failed confirmation, not someone's failed
+        # sign-in to their account. Where it was asked is kept; the password never is.
+        with transaction.atomic():
+            audit_record(action=AuditAction.STEP_UP_FAILED, actor=user,
+                         meta=RequestMeta.from_request(request), target=username,
+                         details={"path": request.path[:200]})
+        return
     with transaction.atomic():
         audit_record(action=AuditAction.LOGIN_FAILED, meta=RequestMeta.from_request(request),
-                     target=str(credentials.get("username", ""))[:150])
+                     target=username)
 
 
 @receiver(user_locked_out)

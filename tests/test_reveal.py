@@ -66,6 +66,25 @@ def test_a_wrong_password_does_not_reveal(client, lead, sandbox_version):
     assert "That password is not right" in response.content.decode()
 
 
+def test_a_mistyped_confirmation_is_audited_as_the_users_own_not_a_failed_sign_in(
+        client, lead, sandbox_version):
+    client.force_login(lead)
+    path = url(sandbox_version.package, "secret")
+    client.post(path, {"field": "password", "confirm_password": "not-my-password"})
+    assert not AuditEvent.objects.filter(action=AuditAction.LOGIN_FAILED).exists()
+    event = AuditEvent.objects.get(action=AuditAction.STEP_UP_FAILED)
+    assert (event.actor_id, event.actor_name, event.target, event.details) == (
+        lead.pk, "lead", "lead", {"path": path})
+    assert b"not-my-password" not in json.dumps(event.details).encode()
+    assert audit_verify().ok
+
+
+def test_a_failed_sign_in_is_still_a_failed_sign_in(client, lead):
+    client.post("/accounts/login/", {"username": "lead", "password": "not-my-password"})
+    event = AuditEvent.objects.get(action=AuditAction.LOGIN_FAILED)
+    assert (event.actor_id, event.target) == (None, "lead")
+
+
 
 def test_after_a_wrong_password_the_chosen_credential_stays_chosen(client, lead,
                                                                    sandbox_version):

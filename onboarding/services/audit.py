@@ -61,6 +61,7 @@ class AuditAction(models.TextChoices):
     KEY_ROTATION = "key_rotation", "Encryption keys rotated"
     DENIED = "denied", "Production access denied"
     STEP_UP = "step_up", "Password confirmed"
+    STEP_UP_FAILED = "step_up_failed", "Password confirmation failed"
     PASSWORD_CHANGE = "password_change", "Password changed"
     AUDIT_EXPORT = "audit_export", "Audit log exported"
     ACCESS_EXPORT = "access_export", "Access report exported"
