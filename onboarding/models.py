@@ -31,7 +31,7 @@ class ResponseFormat(models.TextChoices):
 
 
 class VersionSource(models.TextChoices):
-    EDIT = "edit", "Edited"
+    EDIT = "edit", "Entered in a form"  # the dashboard's or the admin's, first version or later
     COMMAND = "command", "Command line"
     PROMOTION = "promotion", "Promoted from Sandbox"
     ROLLBACK = "rollback", "Rolled back"
