@@ -367,6 +367,12 @@
       text = result.error;
     } else {
       text = "Filled from the paste: " + labels(filled) + ". Check them, then save.";
+      if (filled.length) {
+        // The pasted text holds the secrets in the clear, where the fields now mask them: it
+        // is not left on screen (or sent again with the form, which no longer needs it).
+        box.value = "";
+        text += " The pasted text was cleared so its secrets are not left on screen.";
+      }
       var env = formEnvironment(form);
       if (result.environment && env && result.environment !== env) {
         text += " Note: the pasted command is for the " +

@@ -43,6 +43,9 @@ def test_a_lead_pastes_the_curl_example_saves_and_checks_and_the_countdown_runs(
     page.get_by_label("The cURL command or the Postman environment").fill(GUIDE_CURL)
     expect(page.locator("#paste-status")).to_contain_text(
         "Filled from the paste: client ID, client secret, user name and password.")
+    # The secrets are in the masked fields now, not left in the clear in the paste box.
+    expect(page.get_by_label("The cURL command or the Postman environment")).to_have_value("")
+    expect(page.locator("#paste-status")).to_contain_text("The pasted text was cleared")
     expect(page.get_by_label("Client ID")).to_have_value(DEMO_ACCOUNT.client_id)
     expect(page.get_by_label("User name")).to_have_value(DEMO_ACCOUNT.username)
     expect(page.get_by_label("Client secret")).to_have_value(DEMO_ACCOUNT.client_secret)
