@@ -108,7 +108,10 @@ def _promotion_confirmation(modeladmin: admin.ModelAdmin, request: HttpRequest,
                                     or preview.production_version_uuid),
         })
     context = _context(modeladmin, request, title="Promote to Production", items=items,
-                       errors=errors, reason=request.POST.get("reason", ""))
+                       errors=errors, reason=request.POST.get("reason", ""),
+                       # Nothing to submit when every integration is refused: a button would
+                       # take a reason and a password only to answer "Promoted (0)".
+                       any_allowed=any(item["preview"].allowed for item in items))
     return TemplateResponse(request, TEMPLATES + "promote_confirmation.html", context)
 
 

@@ -124,6 +124,18 @@ def test_confirmation_page_shows_verdicts_diff_and_choices_but_no_secret(manager
     assert Promotion.objects.count() == 0
 
 
+def test_a_confirmation_where_every_guard_refuses_offers_no_promote_button(manager_client,
+                                                                          sandbox_version):
+    # Never checked: the check guard refuses. A form would take a reason and a password only
+    # to answer "Promoted (0)".
+    integration = sandbox_version.package.integration
+    html = confirm_page(manager_client, integration).content.decode()
+    assert "✗ Will not be promoted:" in html
+    assert "✓ You hold the promote role for this integration." in html
+    assert "This integration cannot be promoted now" in html
+    assert 'value="Promote to Production"' not in html and 'name="reason"' not in html
+
+
 def test_copy_is_the_default_when_production_has_no_credentials(manager_client, checked):
     html = confirm_page(manager_client, checked).content.decode()
     assert f'name="credentials-{checked.pk}" value="copy" checked' in html

@@ -205,7 +205,9 @@ def _permission_verdict(*, actor: Any, integration: Integration) -> GuardVerdict
     if actor is None or not can(user=actor, action=Role.PROMOTE,
                                 environment=Environment.PRODUCTION, integration=integration):
         return GuardVerdict(False, "You may not promote this integration to Production.")
-    return GuardVerdict(True, "You may promote this integration to Production.")
+    # Says which guard passed, not "you may promote": it sits among the other guards, any
+    # of which may still refuse.
+    return GuardVerdict(True, "You hold the promote role for this integration.")
 
 
 def _audit_if_denied(*, actor: Any, integration: Integration, meta: RequestMeta | None,
