@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from axes.models import AccessAttempt
 from axes.signals import user_locked_out
 from django.contrib.auth.models import Group, User
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
@@ -61,6 +62,16 @@ def audit_login_failed(sender: Any, credentials: dict, request: Any = None, **kw
     with transaction.atomic():
         audit_record(action=AuditAction.LOGIN_FAILED, meta=RequestMeta.from_request(request),
                      target=username)
+
+
+@receiver(pre_save, sender=AccessAttempt)
+def drop_posted_form(sender: Any, instance: AccessAttempt, **kwargs: Any) -> None:
+    # django-axes keeps the POST of a failed attempt, masking only the fields it knows to be
+    # passwords. Here a mistyped password confirmation posts the form it guards: a client
+    # secret, a pasted cURL command, the mistyped password under another name. Nothing posted
+    # is kept (covers axes' first insert and the Concat of its later updates alike); the user
+    # name, address, path and count are what the lockout needs.
+    instance.post_data = ""
 
 
 @receiver(user_locked_out)

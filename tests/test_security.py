@@ -344,3 +344,40 @@ def test_a_nul_character_in_the_user_agent_does_not_fail_the_audited_action():
     event = audit_record(action="login", meta=RequestMeta(ip="127.0.0.1", user_agent="a\x00b"))
     assert event.user_agent == "ab"
     assert audit_verify().ok
+
+
+def test_a_mistyped_confirmation_leaves_no_posted_secret_in_the_lockout_records(
+        client, release_manager, integration):
+    """django-axes stores the POST of a failed authenticate(); a Production edit's password
+    confirmation posts the package form with it. Twice, to cover axes' update of its row."""
+    from tests.test_package_form import USER_PASSWORD, edit_post, edit_url
+
+    secret, api_password, typo = "prod-client-secret-Xy9Qw2", "prod-api-pass-Lm3Nb8", "My-Typo-1"
+    client.post("/accounts/login/", {"username": "release", "password": USER_PASSWORD})
+    paste = ("curl -X POST https://accounts.iqmetrix.net/v1/oauth2/token -d 'grant_type=password"
+             f"&client_id=prodid&client_secret={secret}&username=api@x.com&password={api_password}'")
+    for _ in range(2):
+        response = client.post(edit_url(integration, "production"), edit_post(
+            client_id="prodid", client_secret=secret, username="api@x.com",
+            password=api_password, paste=paste, confirm_password=typo))
+        assert "That is not your password." in response.content.decode()
+    attempt = AccessAttempt.objects.get()
+    assert attempt.failures_since_start == 2  # still counted for the lockout
+    stored = f"{attempt.post_data}\n{attempt.get_data}"
+    for value in (secret, api_password, typo, "prodid"):
+        assert value not in stored
+
+
+@pytest.mark.django_db
+def test_the_migration_blanks_the_forms_axes_kept_before():
+    from importlib import import_module
+
+    from django.apps import apps
+
+    # bulk_create sends no pre_save: a row as an older release left it.
+    AccessAttempt.objects.bulk_create([AccessAttempt(
+        username="release", ip_address="127.0.0.1", user_agent="x", get_data="",
+        post_data="client_secret=prod-secret-1", http_accept="*/*", path_info="/",
+        failures_since_start=1)])
+    import_module("onboarding.migrations.0008_forget_axes_post_data").forget_post_data(apps, None)
+    assert AccessAttempt.objects.get().post_data == ""
