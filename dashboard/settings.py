@@ -7,13 +7,12 @@ start-up stops with ImproperlyConfigured naming the missing variable.
 
 from __future__ import annotations
 
-import ipaddress
+import math
 import re
 import warnings
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import environ
@@ -38,7 +37,8 @@ def _flag(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be true or false.")
 
 
-def _number(name: str, default: float, *, kind: type = int, minimum: float = 0) -> Any:
+def _number(name: str, default: float, *, kind: type = int, minimum: float = 0,
+            maximum: float | None = None) -> Any:
     raw = env.str(name, default="").strip()
     if not raw:
         return kind(default)
@@ -46,10 +46,18 @@ def _number(name: str, default: float, *, kind: type = int, minimum: float = 0) 
         value = kind(raw)
     except ValueError:
         value = None
-    if value is None or value < minimum:
+    # float() also reads "nan" and "inf", which pass every comparison below or none: refused.
+    if (value is None or not math.isfinite(value) or value < minimum
+            or (maximum is not None and value > maximum)):
         what = "whole number" if kind is int else "number"
-        raise ImproperlyConfigured(f"{name} must be a {what} of at least {minimum}.")
+        most = f" and at most {maximum}" if maximum is not None else ""
+        raise ImproperlyConfigured(f"{name} must be a {what} of at least {minimum}{most}.")
     return value
+
+
+def _list(name: str, default: list[str]) -> list[str]:
+    """A comma-separated list; spaces around the items are ignored ("a.com, b.com")."""
+    return [item.strip() for item in env.list(name, default=default) if item.strip()]
 
 
 # Real environment variables win over the file (read_env only sets what is unset).
@@ -84,21 +92,14 @@ def _duration(name: str, default: str) -> timedelta:
 
 
 def _accounts_url(name: str, default: str) -> str:
-    url = env.str(name, default=default).strip().rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return url
-    if parts.scheme == "http" and parts.hostname:
-        host = parts.hostname
-        try:
-            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if loopback:
-            return url
-    raise ImproperlyConfigured(
-        f"{name} must be an https:// URL (http:// is allowed only for 127.0.0.1 or localhost)."
-    )
+    # The client's own rule, at start-up: a URL it would refuse at every check (user info, a
+    # query string, a bad port) stops the process instead, naming the variable.
+    from onboarding.iqmetrix_wire import checked_base_url
+
+    try:
+        return checked_base_url(env.str(name, default=default))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from None
 
 
 # An insecure key is acceptable only for a developer's own machine, never with DEBUG off.
@@ -120,7 +121,7 @@ except KeyConfigurationError as exc:
 if len(AUDIT_HMAC_KEY) < 32:
     raise ImproperlyConfigured("AUDIT_HMAC_KEY must be at least 32 characters of random text.")
 
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+ALLOWED_HOSTS = _list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -216,7 +217,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", _number("CONN_MAX_AGE", 60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
-    if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+    if _flag("DATABASE_PREPARED_STATEMENTS", True):
         # Statements the dashboard sends on every page (permissions, the overview's packages)
         # take PostgreSQL longer to plan than to run: psycopg prepares a statement once a
         # connection has sent it five times, so it is planned once per connection instead.
@@ -282,7 +283,7 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
 if _flag("TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+CSRF_TRUSTED_ORIGINS = _list("CSRF_TRUSTED_ORIGINS", default=[])
 # A refused form says why in the site's words (templates/403_csrf.html), not Django's.
 CSRF_FAILURE_VIEW = "dashboard.views.errors.csrf_failure"
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -338,8 +339,11 @@ IQMETRIX_ACCOUNTS_URLS = {
     "sandbox": _accounts_url("IQMETRIX_SANDBOX_ACCOUNTS_URL", "https://accountsrc.iqmetrix.net"),
     "production": _accounts_url("IQMETRIX_PRODUCTION_ACCOUNTS_URL", "https://accounts.iqmetrix.net"),
 }
-IQMETRIX_CONNECT_TIMEOUT = _number("IQMETRIX_CONNECT_TIMEOUT", 5.0, kind=float, minimum=0.1)
-IQMETRIX_READ_TIMEOUT = _number("IQMETRIX_READ_TIMEOUT", 15.0, kind=float, minimum=0.1)
+# At most a minute each: a check waits for them (twice, with /v1/me) inside a web request.
+IQMETRIX_CONNECT_TIMEOUT = _number("IQMETRIX_CONNECT_TIMEOUT", 5.0, kind=float, minimum=0.1,
+                                   maximum=60)
+IQMETRIX_READ_TIMEOUT = _number("IQMETRIX_READ_TIMEOUT", 15.0, kind=float, minimum=0.1,
+                                maximum=60)
 IQMETRIX_FETCH_ME = _flag("IQMETRIX_FETCH_ME", True)
 
 PROMOTION_MAX_CHECK_AGE = _duration("PROMOTION_MAX_CHECK_AGE", "24h")

@@ -201,6 +201,11 @@ def test_manage_check_runs_the_key_check():
         ("AXES_FAILURE_LIMIT", "0"),
         ("SUDO_MINUTES", "ten"),
         ("IQMETRIX_CONNECT_TIMEOUT", "fast"),
+        ("IQMETRIX_CONNECT_TIMEOUT", "inf"),
+        ("IQMETRIX_READ_TIMEOUT", "nan"),
+        ("IQMETRIX_READ_TIMEOUT", "600"),
+        ("IQMETRIX_SANDBOX_ACCOUNTS_URL", "https://user:db-secret-pw@accounts.example.com"),
+        ("IQMETRIX_SANDBOX_ACCOUNTS_URL", "https://accounts.example.com/?x=1"),
         ("SESSION_MAX_AGE", "forever"),
         ("TIME_ZONE", "Mars/Olympus_Mons"),
         ("LOG_LEVEL", "loud"),
@@ -210,6 +215,25 @@ def test_a_bad_value_stops_start_up_naming_the_variable(variable, value):
     result = manage("check", env=clean_env(**production_keys(), **{variable: value}))
     _assert_refuses_naming(result, variable)
     assert "db-secret-pw" not in result.stderr  # a database URL may carry a password
+
+
+def test_a_misspelt_prepared_statements_flag_stops_start_up():
+    # Not quietly read as "false", which would turn statement preparation off.
+    result = manage("check", env=clean_env(
+        **production_keys(), DATABASE_URL="postgres://aisle:pw@db.internal:5432/aislekeys",
+        DATABASE_PREPARED_STATEMENTS="maybe"))
+    _assert_refuses_naming(result, "DATABASE_PREPARED_STATEMENTS")
+
+
+def test_spaces_around_listed_hosts_and_origins_are_ignored():
+    result = manage("shell", "-c", "from django.conf import settings as s; "
+                    "print(s.ALLOWED_HOSTS, s.CSRF_TRUSTED_ORIGINS)", env=clean_env(
+                        **production_keys(), ALLOWED_HOSTS="a.example.com, b.example.com ,",
+                        CSRF_TRUSTED_ORIGINS="https://a.example.com, https://b.example.com"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == (
+        "['a.example.com', 'b.example.com'] "
+        "['https://a.example.com', 'https://b.example.com']")
 
 
 def test_postgresql_url_spellings_are_accepted():
