@@ -283,6 +283,11 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
 if _flag("TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# How many reverse proxies of ours stand in front (nginx: 1). Behind one, REMOTE_ADDR is the
+# proxy's address: the lockout would be per user name only (anyone could lock anyone out) and
+# every audit event would name the proxy. 0 (the default) trusts no X-Forwarded-For entry.
+TRUSTED_PROXY_COUNT = _number("TRUSTED_PROXY_COUNT", 0, maximum=5)
+AXES_CLIENT_IP_CALLABLE = "onboarding.services.audit.client_ip"
 CSRF_TRUSTED_ORIGINS = _list("CSRF_TRUSTED_ORIGINS", default=[])
 # A refused form says why in the site's words (templates/403_csrf.html), not Django's.
 CSRF_FAILURE_VIEW = "dashboard.views.errors.csrf_failure"

@@ -115,6 +115,37 @@ def test_the_lockout_is_per_user_name_and_address(client, lead, auditor):
     assert _login(client, "auditor").status_code == 302
 
 
+def _login_via(client, address: str, username: str, password: str = PASSWORD):
+    # As nginx passes it on: the peer is the proxy, the client is the last X-Forwarded-For hop
+    # (any entries left of it are the client's own to write).
+    return client.post(LOGIN, {"username": username, "password": password},
+                       REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=f"10.9.9.9, {address}")
+
+
+def test_behind_a_trusted_proxy_the_lockout_and_the_audit_use_the_clients_address(
+        client, lead, settings):
+    from onboarding.models import AuditEvent
+    from onboarding.services.audit import AuditAction
+
+    settings.TRUSTED_PROXY_COUNT = 1
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        _login_via(client, "203.0.113.9", "lead", "wrong-password")
+    # The attacker's address is paused; the lead, signing in from elsewhere, is not.
+    assert _login_via(client, "203.0.113.9", "lead").status_code == 429
+    assert _login_via(client, "198.51.100.7", "lead").status_code == 302
+    failed = AuditEvent.objects.filter(action=AuditAction.LOGIN_FAILED)
+    assert set(failed.values_list("ip", flat=True)) == {"203.0.113.9"}
+    assert AuditEvent.objects.get(action=AuditAction.LOGIN).ip == "198.51.100.7"
+
+
+def test_without_a_trusted_proxy_a_forwarded_for_header_is_not_believed(client, lead):
+    _login_via(client, "203.0.113.9", "lead")
+    from onboarding.models import AuditEvent
+    from onboarding.services.audit import AuditAction
+
+    assert AuditEvent.objects.get(action=AuditAction.LOGIN).ip == "127.0.0.1"
+
+
 @pytest.mark.parametrize("url", [LOGIN, "/admin/login/"])
 def test_a_user_name_longer_than_any_account_has_is_a_field_error(client, db, url):
     # Django's sign-in forms never enforced the name's max_length: a 300-character name went

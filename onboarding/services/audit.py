@@ -89,11 +89,30 @@ class RequestMeta:
     def from_request(cls, request: HttpRequest | None) -> RequestMeta:
         if request is None:
             return cls()
-        # REMOTE_ADDR only: X-Forwarded-For is client-controlled unless a proxy is configured.
         return cls(
-            ip=request.META.get("REMOTE_ADDR") or None,
+            ip=client_ip(request),
             user_agent=(request.META.get("HTTP_USER_AGENT") or "")[:300],
         )
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The client's address, for the audit log and django-axes' lockout (AXES_CLIENT_IP_CALLABLE).
+
+    REMOTE_ADDR, unless TRUSTED_PROXY_COUNT says that many proxies of ours stand in front: each
+    appends the address it got the request from to X-Forwarded-For, so the client is the entry
+    that many places from the right. Entries further left are the client's own to write, and
+    never read: trusting them would let anyone pick the address a lockout or an event names."""
+    remote = request.META.get("REMOTE_ADDR") or None
+    count = settings.TRUSTED_PROXY_COUNT
+    if not count:
+        return remote
+    hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    if len(hops) < count or not hops[-count]:
+        return remote  # not through the configured proxies: the direct peer is all we know
+    try:
+        return str(ipaddress.ip_address(hops[-count]))
+    except ValueError:
+        return remote
 
 
 def _canonical(event: AuditEvent) -> bytes:
