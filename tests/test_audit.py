@@ -368,9 +368,10 @@ def test_the_log_names_actions_in_words_and_its_exports_keep_the_codes(client, a
     audit_record(action="retired_action", actor=lead)  # a code no longer defined
     client.force_login(auditor)
     body = client.get("/audit/").content.decode()
-    assert "<td>Secret revealed</td>" in body and "<td>reveal</td>" not in body
-    assert "<td>Sandbox</td>" in body and "<td>sandbox</td>" not in body
-    assert "<td>retired_action</td>" in body
+    action, env = '<td data-label="Action">', '<td data-label="Environment">'
+    assert f"{action}Secret revealed</td>" in body and f"{action}reveal</td>" not in body
+    assert f"{env}Sandbox</td>" in body and f"{env}sandbox</td>" not in body
+    assert f"{action}retired_action</td>" in body
     csv_body = b"".join(client.get("/audit/export.csv").streaming_content).decode()
     assert ",reveal," in csv_body and "Secret revealed" not in csv_body
 

@@ -126,3 +126,17 @@ def test_the_integration_filter_searches_indexes_for_name_and_uuid(long_log):
     expected = {e.seq for e in AuditEvent.objects.all()
                 if e.integration_name == "Integration 7" or e.integration_uuid == integration.uuid}
     assert set(audit_search(integration="integration 7").values_list("seq", flat=True)) == expected
+
+
+def test_the_audit_page_shows_details_in_words_and_the_export_keeps_the_codes(client, auditor):
+    from onboarding.services.audit import audit_record
+
+    audit_record(action="promotion", target="v2", details={
+        "changed": ["client_id", "notes"], "copied_credentials": True, "previous_version": None})
+    client.force_login(auditor)
+    page = client.get("/audit/").content.decode()
+    assert "changed: client ID, notes; copied credentials: yes; previous version: none" in page
+    assert "client_id" not in page and "copied_credentials=True" not in page
+    export = client.get("/audit/export.jsonl")
+    body = b"".join(export.streaming_content) if export.streaming else export.content
+    assert b'"copied_credentials": true' in body

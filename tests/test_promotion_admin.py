@@ -440,7 +440,7 @@ def test_the_reason_of_a_promotion_is_a_plain_cell_not_a_flash_message(client, l
                                                                        page):
     client.force_login(lead)
     html = client.get(reverse(f"dashboard:{page}", args=[promoted.uuid])).content.decode()
-    assert '<td class="promotion-reason">launch</td>' in html
+    assert '<td class="promotion-reason" data-label="Why">launch</td>' in html
     assert 'class="message' not in html  # the flash messages' class (none on these pages)
 
 
@@ -457,9 +457,9 @@ def test_the_changed_fields_of_a_promotion_are_named_in_words(client, lead, rele
                     reviewed_production_version=None)
     client.force_login(lead)
     html = client.get(reverse(f"dashboard:{page}", args=[promoted.uuid])).content.decode()
-    assert "<td>Client ID, Client secret, Company ID</td>" in html
+    assert '<td data-label="Changed">Client ID, Client secret, Company ID</td>' in html
     assert "<code>client_id</code>" not in html and "client_secret" not in html
-    assert "<td>nothing</td>" in html
+    assert '<td data-label="Changed">nothing</td>' in html
 
 def test_outsiders_get_404(client, outsider, promoted):
     client.force_login(outsider)

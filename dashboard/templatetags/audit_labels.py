@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import template
 
 from onboarding.models import Environment
-from onboarding.services.audit import audit_action_label
+from onboarding.services.audit import audit_action_label, audit_details_words
 
 register = template.Library()
 
@@ -24,3 +24,9 @@ def environment_label(value: str) -> str:
         return str(Environment(value).label)
     except ValueError:
         return value
+
+
+@register.filter
+def details_words(details: dict | None) -> str:
+    """{{ event.details|details_words }}: the details in words, lists joined, yes/no, none."""
+    return audit_details_words(details)

@@ -77,6 +77,36 @@ def audit_action_label(action: str) -> str:
         return action
 
 
+# Field names as the pages call them; any other code is shown with its underscores as spaces.
+_DETAIL_WORDS = {"client_id": "client ID", "client_secret": "client secret",
+                 "username": "user name", "company_id": "company ID",
+                 "location_id": "location ID", "http_status": "HTTP status"}
+
+
+def audit_details_words(details: dict[str, Any] | None) -> str:
+    """An event's details as the audit log page shows them: "changed: client ID, notes;
+    copied credentials: yes; previous version: none". Exports keep the JSON."""
+    return "; ".join(f"{_detail_word(str(key))}: {_detail_value(value)}"
+                     for key, value in (details or {}).items())
+
+
+def _detail_word(code: str) -> str:
+    return _DETAIL_WORDS.get(code, code.replace("_", " "))
+
+
+def _detail_value(value: Any) -> str:
+    if value is None or value == [] or value == {}:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(_detail_value(item) for item in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{_detail_word(str(k))} {_detail_value(v)}" for k, v in value.items())
+    # A code among the values ("changed": ["client_id"]) reads like the key it names.
+    return _detail_word(value) if isinstance(value, str) and value in _DETAIL_WORDS else str(value)
+
+
 @dataclass(frozen=True)
 class RequestMeta:
     """Who and from where, as far as the request tells: kept apart from HttpRequest so commands
