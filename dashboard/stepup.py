@@ -36,11 +36,17 @@ def stepup_confirm(request: HttpRequest, *, password: str | None) -> bool:
     user = authenticate(request, username=request.user.get_username(), password=password)
     if user is None or user.pk != request.user.pk:
         return False
-    request.session[SESSION_KEY] = time.time()
+    stepup_mark_fresh(request)
     with transaction.atomic():
         audit_record(action=AuditAction.STEP_UP, actor=request.user,
                      meta=RequestMeta.from_request(request))
     return True
+
+
+def stepup_mark_fresh(request: HttpRequest) -> None:
+    """The user has just proved their password (here, or by changing it): the next sensitive
+    action within SUDO_MINUTES does not ask again."""
+    request.session[SESSION_KEY] = time.time()
 
 
 def stepup_redirect(request: HttpRequest) -> HttpResponse:

@@ -78,3 +78,16 @@ def test_the_admins_change_password_link_changes_it_and_the_event_names_who_and_
     event = AuditEvent.objects.filter(action=AuditAction.PASSWORD_CHANGE).latest("seq")
     assert (event.actor_name, event.actor_id, event.ip) == (superuser.username, superuser.pk,
                                                             "203.0.113.9")
+
+
+def test_having_just_changed_the_password_the_next_sensitive_action_does_not_ask_again(
+        client, superuser):
+    # A first admin chooses a password at first sign-in; the next click (Admin → Add user)
+    # asked for it again. The old password was typed seconds before.
+    client.force_login(superuser)
+    assert client.get("/admin/auth/user/add/").status_code == 302  # to the confirmation
+    response = client.post(PASSWORD_CHANGE, {
+        "old_password": "unused-in-tests-1234", "new_password1": "a-new-Passw0rd-here",
+        "new_password2": "a-new-Passw0rd-here"})
+    assert response.status_code == 302
+    assert client.get("/admin/auth/user/add/").status_code == 200

@@ -14,6 +14,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from dashboard.forms import SignInForm
+from dashboard.stepup import stepup_mark_fresh
 from onboarding.services.accounts import password_change_required, password_changed
 from onboarding.services.audit import RequestMeta, audit_acting
 
@@ -36,6 +37,9 @@ def password_change(request: HttpRequest) -> HttpResponse:
             user = form.save()
             password_changed(user=user)
         update_session_auth_hash(request, user)
+        # The current password was typed seconds ago: a first admin, made to choose a password
+        # at first sign-in, is not asked for it again on the very next click.
+        stepup_mark_fresh(request)
         messages.success(request, "Your password was changed.")
         return redirect("dashboard:overview")
     # Only an account marked to change its generated password is told it was generated.
