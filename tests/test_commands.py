@@ -1,15 +1,17 @@
 """The first admin: created once with a one-time password that must be changed at first sign-in;
-and the exit codes of the foundation commands in a real process."""
+the exit codes of the foundation commands in a real process; arguments that are not text."""
 
 from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.management import call_command
+from django.core.management import CommandError, call_command, load_command_class
 
+from onboarding.management.commands._base import OnboardingCommand
 from onboarding.models import PasswordChangeRequired
 from tests import manage_subprocess
 from tests.manage_subprocess import manage
@@ -132,3 +134,46 @@ def test_a_plain_account_named_admin_does_not_stop_the_first_admin():
     assert "user name: admin2" in output
     assert User.objects.get(username="admin2").check_password(_printed_password(output))
     assert not User.objects.get(username="admin").is_superuser
+
+
+# What a Latin-1 terminal sends for "Café": Python keeps the byte 0xE9, not UTF-8, as U+DCE9.
+LATIN1_CAFE = "Caf\udce9"
+NOT_TEXT = "'Caf\\xe9' is not valid text: check the terminal's encoding"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("args", "label"), [
+    (["check_connectivity", LATIN1_CAFE], "integration"),
+    (["promote", LATIN1_CAFE, "--by", "lead", "--reason", "go live"], "integration"),
+    (["rollback", "Demo Store", "--to-version", "1", "--by", LATIN1_CAFE, "--reason", "undo"],
+     "--by"),
+    (["grant_access", "dev", "--role", "view", "--until", "2099-01-01T00:00+00:00",
+      "--reason", "on call", "--by", LATIN1_CAFE], "--by"),
+    (["revoke_access", "1", "--by", LATIN1_CAFE], "--by"),
+    (["onboard", "Demo Store", "--environment", "sandbox", "--client-id", "c1",
+      "--username", LATIN1_CAFE], "--username"),
+])
+def test_arguments_that_are_not_text_are_a_usage_error_with_exit_2(args, label):
+    with pytest.raises(CommandError) as raised:
+        call_command(*args, stdout=io.StringIO(), stderr=io.StringIO())
+    assert raised.value.returncode == 2
+    assert str(raised.value).startswith(f"{label} {NOT_TEXT}")
+
+
+def test_a_latin1_byte_on_the_command_line_exits_2_in_one_line(sqlite_child):
+    _, env = sqlite_child
+    # subprocess encodes the surrogate back to the byte 0xE9: the child gets what the terminal
+    # sent, and its sys.argv holds U+DCE9 again.
+    result = manage("check_connectivity", LATIN1_CAFE, env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == f"CommandError: integration {NOT_TEXT} (UTF-8 expected)."
+
+
+def test_every_command_checks_its_arguments_are_text():
+    # A command that forgets the shared base would take such arguments to the database again.
+    commands = Path(manage_subprocess.REPO_ROOT, "onboarding/management/commands")
+    names = [p.stem for p in commands.glob("[!_]*.py")]
+    assert names
+    for name in names:
+        command = load_command_class("onboarding", name)
+        assert isinstance(command, OnboardingCommand), name

@@ -328,6 +328,65 @@ def test_a_second_signal_ends_the_loop_at_once(sandbox_simulator, sqlite_child, 
     assert sandbox_simulator.token_requests < 8
 
 
+ONE_OFF = [sys.executable, "manage.py", "run_checks", "--interval", "3600", "--concurrency", "1"]
+
+
+@pytest.mark.parametrize(("stop", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_a_one_off_run_after_the_checks_in_flight_with_a_summary(
+        sandbox_simulator, sqlite_child, stop, status):  # noqa: F811
+    _path, env = sqlite_child
+    seed_child(env, 8)
+    sandbox_simulator.latency_ms = 500  # eight checks one at a time: about four seconds
+    child = loop_in_its_round(env, sandbox_simulator, command=ONE_OFF)
+    try:
+        child.send_signal(stop)
+        out, err = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == status, err
+    assert "Traceback" not in err
+    assert "stopping after the checks in flight" in err
+    assert f"Interrupted by {stop.name}" in err
+    # The check in flight finished and was counted; no other one was started.
+    done = sandbox_simulator.token_requests
+    assert done < 8
+    summary = re.search(r"checked (\d+) \(ok (\d+), failed 0\).*; interrupted, (\d+) left "
+                        r"unchecked", out)
+    assert summary, out
+    assert int(summary[1]) == int(summary[2]) == done
+    assert int(summary[3]) == 8 - done
+
+
+def test_a_second_signal_ends_a_one_off_run_at_once(sandbox_simulator,
+                                                    sqlite_child):  # noqa: F811
+    _path, env = sqlite_child
+    seed_child(env, 8)
+    sandbox_simulator.latency_ms = 2000  # the check in flight outlasts the wait below
+    child = loop_in_its_round(env, sandbox_simulator, command=ONE_OFF)
+    try:
+        child.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        child.send_signal(signal.SIGINT)
+        child.communicate(timeout=1.5)  # at once: not after the check in flight
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == -signal.SIGINT
+
+
+def test_a_stopped_round_hands_out_no_more_packages(sandbox_simulator):
+    good_packages(3)
+    stop = threading.Event()
+    stop.set()
+    report = schedule_round(slot_start=this_slot(), concurrency=THREADS, stop=stop)
+    assert (report.checked, report.left, report.interrupted) == (0, 3, True)
+    assert sandbox_simulator.token_requests == 0
+    assert report.summary().endswith("; interrupted, 3 left unchecked")
+    # Nothing was claimed, so a later run in the same slot checks them all.
+    assert schedule_round(slot_start=this_slot(), concurrency=THREADS).checked == 3
+
+
 def test_two_worker_processes_on_one_sqlite_file_check_each_package_once(sandbox_simulator,
                                                                         sqlite_child):  # noqa: F811
     _path, env = sqlite_child

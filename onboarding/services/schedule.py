@@ -59,14 +59,21 @@ class RoundReport:
     claimed_elsewhere: int = 0
     not_checked: list[str] = field(default_factory=list)  # one plain sentence each
     seconds: float = 0.0
+    # Set when a stop was requested during the round: `left` packages were never handed out
+    # (nor claimed, so the next round or another worker checks them).
+    interrupted: bool = False
+    left: int = 0
 
     def summary(self) -> str:
         slot = timezone.localtime(self.slot_start).strftime("%Y-%m-%d %H:%M:%S %Z")
-        return (
+        line = (
             f"round of {slot}: checked {self.checked} (ok {self.ok}, failed {self.failed}), "
             f"skipped {self.claimed_elsewhere} claimed elsewhere, "
             f"{len(self.not_checked)} could not be checked, in {self.seconds:.1f} s"
         )
+        if self.interrupted:
+            line += f"; interrupted, {self.left} left unchecked"
+        return line
 
 
 def schedule_slot(*, now: datetime, interval: timedelta) -> datetime:
@@ -121,14 +128,25 @@ def _can_return_updated_rows() -> bool:
 
 
 class _Candidates:
-    """The round's packages, handed out a few at a time to the worker threads."""
+    """The round's packages, handed out a few at a time to the worker threads, until `stop` is
+    set: then nothing more, so each thread ends once the checks it has in flight are done."""
 
-    def __init__(self, packages: list[OnboardingPackage], workers: int) -> None:
+    def __init__(self, packages: list[OnboardingPackage], workers: int,
+                 stop: threading.Event | None = None) -> None:
         self._packages, self._next, self._workers = packages, 0, workers
+        self._stop = stop
         self._lock = threading.Lock()
+
+    @property
+    def left(self) -> int:
+        """Packages not handed out (yet)."""
+        with self._lock:
+            return len(self._packages) - self._next
 
     def take(self) -> list[OnboardingPackage]:
         with self._lock:
+            if self._stop is not None and self._stop.is_set():
+                return []
             left = len(self._packages) - self._next
             # Smaller batches towards the end, so no thread is left with a queue of its own.
             size = max(1, min(CLAIM_BATCH, left // self._workers))
@@ -137,12 +155,16 @@ class _Candidates:
             return batch
 
 
-def schedule_round(*, slot_start: datetime, concurrency: int = 4,
-                   fetch_me: bool = False) -> RoundReport:
+def schedule_round(*, slot_start: datetime, concurrency: int = 4, fetch_me: bool = False,
+                   stop: threading.Event | None = None) -> RoundReport:
     """Check every candidate package not yet claimed in this slot, `concurrency` at a time.
 
     /v1/me is skipped by default: the schedule proves that the credentials still get a token,
     and one request per check halves what counts against iQmetrix's rate limits.
+
+    Once `stop` is set no more packages are handed out: the checks in flight finish, and the
+    report is marked interrupted with the number left. Those were never claimed, so a later run
+    in the same slot checks them.
     """
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         raise ValueError(f"Concurrency must be between 1 and {MAX_CONCURRENCY}.")
@@ -151,13 +173,15 @@ def schedule_round(*, slot_start: datetime, concurrency: int = 4,
     packages = schedule_candidates()
     workers = min(concurrency, len(packages))
     if workers:
-        candidates = _Candidates(packages, workers)
+        candidates = _Candidates(packages, workers, stop)
         lock = threading.Lock()
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="run_checks") as pool:
             futures = [pool.submit(_work, candidates, slot_start, report, lock, fetch_me)
                        for _ in range(workers)]
             for future in futures:
                 future.result()
+        report.left = candidates.left
+    report.interrupted = stop is not None and stop.is_set()
     report.seconds = time.monotonic() - started
     return report
 

@@ -4,13 +4,14 @@ import csv
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
+from onboarding.management.commands._base import OnboardingCommand
 from onboarding.services.access_report import REPORT_COLUMNS, access_report
 from onboarding.services.audit import csv_cell
 
 
-class Command(BaseCommand):
+class Command(OnboardingCommand):
     help = "Who has Production access and how (json: one object per line)."
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from onboarding.management.commands._base import OnboardingCommand
 from onboarding.models import CheckTrigger, Environment, OnboardingPackage
 from onboarding.services.checks import CheckError, check_run, check_targets
 
 
-class Command(BaseCommand):
+class Command(OnboardingCommand):
     help = ("Check that the stored credentials get a token from iQmetrix: one integration (name "
             "or slug) or --all; exit 1 if any check is not ok.")
 

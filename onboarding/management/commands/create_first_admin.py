@@ -1,11 +1,10 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand
-
+from onboarding.management.commands._base import OnboardingCommand
 from onboarding.services.accounts import first_admin_ensure
 
 
-class Command(BaseCommand):
+class Command(OnboardingCommand):
     help = "Create the first admin with a one-time password, unless an admin exists."
 
     def handle(self, *args: Any, **options: Any) -> None:

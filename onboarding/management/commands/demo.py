@@ -7,9 +7,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from onboarding.crypto import DecryptionError
+from onboarding.management.commands._base import OnboardingCommand
 from onboarding.models import (
     CheckTrigger,
     Environment,
@@ -24,7 +25,7 @@ from onboarding.simulator import DEMO_ACCOUNT, Simulator
 DEMO_INTEGRATION = "Demo Store"
 
 
-class Command(BaseCommand):
+class Command(OnboardingCommand):
     help = ("Serve the dashboard on 127.0.0.1 with the iQmetrix simulator as Sandbox and a "
             "checked demo integration (development only).")
 

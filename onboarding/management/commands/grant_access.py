@@ -4,15 +4,16 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
+from onboarding.management.commands._base import OnboardingCommand
 from onboarding.models import Integration, Role
 from onboarding.services.grants import GrantError, grant_create, user_find
 from onboarding.services.packages import integration_find
 
 
-class Command(BaseCommand):
+class Command(OnboardingCommand):
     help = ("Grant a user one Production role until a time, on one integration or all; prints "
             "the grant's id. --by must be a superuser or hold onboarding.add_accessgrant.")
 

@@ -6,9 +6,10 @@ import signal
 from types import FrameType
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from onboarding.management.commands._arguments import whole_number
+from onboarding.management.commands._base import OnboardingCommand
 from onboarding.simulator import DEMO_ACCOUNT, Simulator, load_accounts
 
 
@@ -23,7 +24,7 @@ def _latency(value: str) -> int:
     return whole_number(value, low=0, high=60_000, what="a number of milliseconds")
 
 
-class Command(BaseCommand):
+class Command(OnboardingCommand):
     help = (
         "Serve a local stand-in for the iQmetrix accounts host (token exchange, /v1/me, /v1/ping) "
         "until interrupted. Point IQMETRIX_SANDBOX_ACCOUNTS_URL at the URL it prints."

@@ -3,8 +3,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from onboarding.management.commands._base import OnboardingCommand
 from onboarding.management.commands._secrets import read_secret
 from onboarding.models import Environment, ResponseFormat, VersionSource
 from onboarding.services.packages import (
@@ -14,7 +15,7 @@ from onboarding.services.packages import (
 )
 
 
-class Command(BaseCommand):
+class Command(OnboardingCommand):
     help = (
         "Create the integration if new and store a new package version. Secrets come from "
         "IQMETRIX_CLIENT_SECRET and IQMETRIX_PASSWORD, or a hidden prompt."

@@ -3,13 +3,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
+from onboarding.management.commands._base import OnboardingCommand
 from onboarding.models import Integration
 from onboarding.services.status import package_statuses
 
 
-class Command(BaseCommand):
+class Command(OnboardingCommand):
     help = "Per integration and environment: version, state, last check and token expiry."
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from onboarding.management.commands._actors import actor_named, integration_named
+from onboarding.management.commands._base import OnboardingCommand
 from onboarding.services.promotion import PromotionRefused, promotion_apply
 
 
-class Command(BaseCommand):
+class Command(OnboardingCommand):
     help = (
         "Promote the current Sandbox configuration to a new Production version. Production keeps "
         "its own credentials unless --copy-credentials is given. Same guards as the admin action."

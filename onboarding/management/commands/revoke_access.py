@@ -3,13 +3,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from onboarding.management.commands._base import OnboardingCommand
 from onboarding.models import AccessGrant
 from onboarding.services.grants import GrantError, grant_find, grant_revoke, user_find
 
 
-class Command(BaseCommand):
+class Command(OnboardingCommand):
     help = ("End a Production grant now. --by must be a superuser or hold "
             "onboarding.change_accessgrant.")
 

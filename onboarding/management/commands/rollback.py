@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from onboarding.management.commands._actors import actor_named, integration_named
+from onboarding.management.commands._base import OnboardingCommand
 from onboarding.services.promotion import PromotionRefused, rollback_apply
 
 
-class Command(BaseCommand):
+class Command(OnboardingCommand):
     help = "Roll Production back to an earlier version, written as a new version."
 
     def add_arguments(self, parser: CommandParser) -> None:

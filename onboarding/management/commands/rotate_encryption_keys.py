@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from onboarding.management.commands._arguments import whole_number
+from onboarding.management.commands._base import OnboardingCommand
 from onboarding.services.keys import keys_check, keys_rotate
 
 # Each batch is one transaction holding its rows' plaintexts in memory: a cap keeps both short.
@@ -16,7 +17,7 @@ def _batch_size(value: str) -> int:
     return whole_number(value, low=1, high=MAX_BATCH, what="a whole number of rows")
 
 
-class Command(BaseCommand):
+class Command(OnboardingCommand):
     help = (
         "Re-encrypt every stored secret under the newest key of FIELD_ENCRYPTION_KEYS; with "
         "--check, only count the values still on older keys."

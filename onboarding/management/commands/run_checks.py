@@ -1,18 +1,28 @@
-"""`manage.py run_checks [--loop] [--interval SECONDS] [--concurrency N]`: scheduled checks."""
+"""`manage.py run_checks [--loop] [--interval SECONDS] [--concurrency N]`: scheduled checks.
+
+Exit status: 0 when every check passed (or, with --loop, after a stop on SIGTERM/SIGINT);
+1 when a check failed or could not run, or the database cannot be reached; 2 for bad arguments;
+128 + the signal's number (130 for Ctrl+C, 143 for SIGTERM) when a one-off run was interrupted,
+as a shell reports a process ended by that signal, so a script or timer sees the run as
+incomplete. With --loop, a stop is how the worker is meant to end, hence 0.
+"""
 
 from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from types import FrameType
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import InterfaceError, OperationalError, connections
 from django.utils import timezone
 
 from onboarding.management.commands._arguments import whole_number
+from onboarding.management.commands._base import OnboardingCommand
 from onboarding.services.schedule import (
     DEFAULT_INTERVAL,
     MAX_CONCURRENCY,
@@ -37,11 +47,16 @@ def _concurrency(value: str) -> int:
     return whole_number(value, low=1, high=MAX_CONCURRENCY, what="a whole number")
 
 
-class Command(BaseCommand):
+class Command(OnboardingCommand):
+    _stop_signal: int | None = None  # the signal that asked the run to stop, if one did
+
     help = (
         "Check every package whose current version has credentials, N at a time. Each package is "
         "checked at most once per interval slot however many workers run; with --loop, repeat "
-        "every slot until SIGTERM or Ctrl+C, which finish the round in hand."
+        "every slot until SIGTERM or Ctrl+C, which finish the round in hand. A one-off run "
+        "stopped by SIGTERM or Ctrl+C starts no more checks, lets those in flight finish, prints "
+        "its summary and exits 128 + the signal number (130 for Ctrl+C, 143 for SIGTERM). "
+        "A second signal stops at once."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -69,27 +84,9 @@ class Command(BaseCommand):
         interval = timedelta(seconds=options["interval"])
         run = {"concurrency": options["concurrency"], "fetch_me": options["fetch_me"]}
         if not options["loop"]:
-            report = self._round(interval, run)
-            if report.failed or report.not_checked:
-                raise CommandError(f"{report.failed} checks failed and "
-                                   f"{len(report.not_checked)} could not be run.", returncode=1)
+            self._once(interval, run)
             return
-        stop = threading.Event()
-        previous = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
-
-        def request_stop(signum: int, frame: FrameType | None) -> None:
-            stop.set()
-            # A second signal ends the process at once: the system's default action, not
-            # Python's KeyboardInterrupt, which would wait for the worker threads to finish
-            # the round. Claims left behind expire with their slot.
-            for sig in _STOP_SIGNALS:
-                signal.signal(sig, signal.SIG_DFL)
-            self.stderr.write("run_checks: stopping after the round in hand; a second signal "
-                              "stops at once.")
-
-        for sig in _STOP_SIGNALS:
-            signal.signal(sig, request_stop)
-        try:
+        with self._stop_on_signal("stopping after the round in hand") as stop:
             self.stdout.write(f"run_checks: every {options['interval']} s, "
                               f"{options['concurrency']} at a time; SIGTERM or Ctrl+C stops.")
             while not stop.is_set():
@@ -100,6 +97,47 @@ class Command(BaseCommand):
                 wait = (slot + interval - timezone.now()).total_seconds()
                 stop.wait(max(0.0, wait))
             self.stdout.write("run_checks: stopped.")
+
+    def _once(self, interval: timedelta, run: dict[str, Any]) -> None:
+        # Unlike --loop, the stop reaches the round itself: an operator's Ctrl+C on a long
+        # one-off run should not wait for every remaining package.
+        with self._stop_on_signal("stopping after the checks in flight") as stop:
+            report = self._round(interval, {**run, "stop": stop})
+        if self._stop_signal is not None:
+            name = signal.Signals(self._stop_signal).name
+            raise CommandError(f"Interrupted by {name}: {report.left} packages were not checked "
+                               "(a later run checks them).", returncode=128 + self._stop_signal)
+        if report.failed or report.not_checked:
+            raise CommandError(f"{report.failed} checks failed and "
+                               f"{len(report.not_checked)} could not be run.", returncode=1)
+
+    @contextmanager
+    def _stop_on_signal(self, notice: str) -> Iterator[threading.Event]:
+        """An event the first SIGTERM or SIGINT sets (and records in `_stop_signal`), saying
+        `notice` on stderr; the signals' previous handlers come back at the end."""
+        stop = threading.Event()
+        self._stop_signal = None
+        # Python lets only the main thread set handlers; called in another one (call_command
+        # from a thread), the run simply cannot be stopped early, as before.
+        if threading.current_thread() is not threading.main_thread():
+            yield stop
+            return
+        previous = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
+
+        def request_stop(signum: int, frame: FrameType | None) -> None:
+            stop.set()
+            self._stop_signal = signum
+            # A second signal ends the process at once: the system's default action, not
+            # Python's KeyboardInterrupt, which would wait for the worker threads to finish
+            # the round. Claims left behind expire with their slot.
+            for sig in _STOP_SIGNALS:
+                signal.signal(sig, signal.SIG_DFL)
+            self.stderr.write(f"run_checks: {notice}; a second signal stops at once.")
+
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, request_stop)
+        try:
+            yield stop
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

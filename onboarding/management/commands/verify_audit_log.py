@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from onboarding.management.commands._base import OnboardingCommand
 from onboarding.models import AuditEvent
 from onboarding.services.audit import audit_verify
 
 
-class Command(BaseCommand):
+class Command(OnboardingCommand):
     help = "Check the audit log's HMAC chain: exit 0 when intact, 1 naming the first bad event."
 
     def handle(self, *args: Any, **options: Any) -> None:
