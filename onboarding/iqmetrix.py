@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import requests
 from django.db.models import TextChoices
+from urllib3.util import Timeout
 
 from onboarding import __version__
 from onboarding.iqmetrix_wire import (
@@ -167,6 +168,13 @@ class _Target:
     host: str
     timeouts: tuple[float, float]
 
+    @property
+    def budget(self) -> float:
+        """The most one request may take, connect, headers and body together: connect + read.
+        A check makes at most two (token, /v1/me), so it stays within 2 x (connect + read), the
+        bound the claim span and the gunicorn timeout are sized for."""
+        return self.timeouts[0] + self.timeouts[1]
+
 
 def _exchange(
     *, base: str, form: dict[str, str], env: str, accept: str,
@@ -183,13 +191,15 @@ def _exchange(
         sent_at = datetime.now(UTC)
         started = time.monotonic()
         try:
-            answer = _send(session, "POST", base + TOKEN_PATH, target, headers=headers, data=form)
+            answer = _send(session, "POST", base + TOKEN_PATH, target, budget=target.budget,
+                           headers=headers, data=form)
             parsed = _interpret(answer, grant=form["grant_type"], env=env, sent_at=sent_at)
         except _Fault as fault:
             parsed = _Parsed(fault.outcome, fault.message, fault.status)
         duration_ms = int((time.monotonic() - started) * 1000)
         if parsed.outcome == Outcome.OK and fetch_me and parsed.access_token:
-            me, me_error = _fetch_me(session, base, target, accept, parsed.access_token)
+            me, me_error = _fetch_me(session, base, target, accept, parsed.access_token,
+                                     check_deadline=started + 2 * target.budget)
     logger.info(
         "iqmetrix token exchange: grant=%s outcome=%s status=%s duration_ms=%d",
         form["grant_type"], parsed.outcome.value, parsed.status, duration_ms,
@@ -207,26 +217,35 @@ def _exchange(
 
 
 def _send(
-    session: requests.Session, method: str, url: str, target: _Target, **kwargs: Any
+    session: requests.Session, method: str, url: str, target: _Target, *, budget: float,
+    **kwargs: Any,
 ) -> _Answer:
+    """One request that ends, answered or not, within `budget` seconds from now."""
+    deadline = time.monotonic() + budget
+    connect, read = min(target.timeouts[0], budget), min(target.timeouts[1], budget)
+    # `total` makes urllib3 shorten the wait for the headers by the time the connect took, so
+    # connect + headers fit the budget; the body read below gets whatever is left of it.
+    timeout = Timeout(connect=connect, read=read, total=budget)
     try:
         response = session.request(
-            method, url, timeout=target.timeouts, verify=True, allow_redirects=False,
+            method, url, timeout=timeout, verify=True, allow_redirects=False,
             stream=True, **kwargs,
         )
     except requests.RequestException as exc:
-        raise _network_fault(exc, target) from None
+        raise _network_fault(exc, target, limits=(connect, read)) from None
     with response:
         if 300 <= response.status_code < 400:
             # Never read or follow: the Location could be anyone's server.
             return _Answer(response.status_code, response.headers, b"")
         try:
-            body = read_capped(response, read_timeout=target.timeouts[1])
+            body = read_capped(response, deadline=deadline, read_timeout=read)
         except BodyDeadline:
+            # Rounded: a shortened /v1/me budget is not a round number of seconds.
+            allowed = in_words(max(round(budget, 1), 0.1))
             raise _Fault(
                 Outcome.TIMEOUT,
                 f"The iQmetrix accounts host for {target.env} ({target.host}) started answering "
-                f"but did not finish within {in_words(target.timeouts[1])}. Try again later.",
+                f"but did not finish within {allowed}. Try again later.",
                 response.status_code,
             ) from None
         except BODY_READ_ERRORS as exc:
@@ -234,7 +253,7 @@ def _send(
                 raise _Fault(
                     Outcome.TIMEOUT,
                     f"The iQmetrix accounts host for {target.env} ({target.host}) stopped "
-                    f"answering for {in_words(target.timeouts[1])}. Try again later.",
+                    f"answering for {in_words(read)}. Try again later.",
                     response.status_code,
                 ) from None
             raise _Fault(
@@ -246,11 +265,13 @@ def _send(
         return _Answer(response.status_code, response.headers, body)
 
 
-def _network_fault(exc: requests.RequestException, target: _Target) -> _Fault:
+def _network_fault(
+    exc: requests.RequestException, target: _Target, *, limits: tuple[float, float]
+) -> _Fault:
     env, host = target.env, target.host
     kind = network_error_kind(exc)
     if kind in ("connect_timeout", "read_timeout"):
-        limit = target.timeouts[0] if kind == "connect_timeout" else target.timeouts[1]
+        limit = limits[0] if kind == "connect_timeout" else limits[1]
         return _Fault(
             Outcome.TIMEOUT,
             f"The iQmetrix accounts host for {env} ({host}) did not answer within "
@@ -409,15 +430,23 @@ def _oauth_error(answer: _Answer, *, grant: str, env: str) -> _Parsed:
 
 
 def _fetch_me(
-    session: requests.Session, base: str, target: _Target, accept: str, access_token: str
+    session: requests.Session, base: str, target: _Target, accept: str, access_token: str, *,
+    check_deadline: float,
 ) -> tuple[dict | None, str | None]:
+    # Its own connect + read, but never past the end of the whole check. The token request ends
+    # by its own deadline, so a full budget is normally left; should it not be, the check
+    # reports without /v1/me rather than run over the bound the claim span relies on.
+    budget = min(target.budget, check_deadline - time.monotonic())
+    if budget <= 0:
+        return None, ("The token works, but /v1/me was not read: the check had used up its "
+                      f"{in_words(round(2 * target.budget, 1))}.")
     headers = {
         "Accept": accept,
         "User-Agent": USER_AGENT,
         "Authorization": f"Bearer {access_token}",
     }
     try:
-        answer = _send(session, "GET", base + ME_PATH, target, headers=headers)
+        answer = _send(session, "GET", base + ME_PATH, target, budget=budget, headers=headers)
     except _Fault as fault:
         # The network sentences speak of the accounts host in general; say which step it was.
         return None, f"The token works, but /v1/me could not be read. {fault.message}"

@@ -73,27 +73,56 @@ def is_loopback(host: str) -> bool:
 
 
 class BodyDeadline(Exception):
-    """The server kept sending but did not finish within the overall deadline."""
+    """The server kept sending but did not finish within the request's overall deadline."""
 
 
-def read_capped(response: requests.Response, *, read_timeout: float) -> bytes | None:
-    """The body, or None when it is over MAX_BODY_BYTES; BodyDeadline when it never ends."""
-    # read1 returns after a single receive (each bounded by the socket's read timeout), so the
-    # overall deadline is checked between receives: a server dribbling a byte at a time is cut
-    # off after at most twice the read timeout. Decoding is bounded per chunk by urllib3.
-    deadline = time.monotonic() + read_timeout
+def read_capped(
+    response: requests.Response, *, deadline: float, read_timeout: float
+) -> bytes | None:
+    """The body, or None when it is over MAX_BODY_BYTES; BodyDeadline when it does not end by
+    `deadline` (a time.monotonic() value), which also covers the connect and the headers."""
+    # read1 returns after a single receive. Each receive may wait only until the deadline (never
+    # longer than the read timeout), so neither a server dribbling a byte at a time nor one
+    # that sent its headers late can stretch the request past the deadline. Without the socket
+    # (another urllib3 layout) the deadline is still checked between receives, so the request
+    # overruns it by at most one read timeout. Decoding is bounded per chunk by urllib3.
+    sock = _socket_of(response)
     chunks: list[bytes] = []
     size = 0
     while True:
-        chunk = response.raw.read1(_CHUNK, decode_content=True)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise BodyDeadline
+        if sock is not None and sock.fileno() != -1:
+            # -1: the whole announced body has arrived and the response closed its socket; the
+            # next read1 returns b"" without touching it.
+            sock.settimeout(min(read_timeout, remaining))
+        try:
+            chunk = response.raw.read1(_CHUNK, decode_content=True)
+        except BODY_READ_ERRORS as exc:
+            # A receive cut short by the deadline, not by the read timeout: say so.
+            if is_timeout(exc) and time.monotonic() >= deadline - 0.01:
+                raise BodyDeadline from None
+            raise
         if not chunk:
             return b"".join(chunks)
         size += len(chunk)
         if size > MAX_BODY_BYTES:
             return None
         chunks.append(chunk)
-        if time.monotonic() > deadline:
-            raise BodyDeadline
+
+
+def _socket_of(response: requests.Response) -> socket.socket | None:
+    """The socket the body arrives on, to shorten its timeout; None if it cannot be found."""
+    connection = getattr(response.raw, "connection", None)
+    sock = getattr(connection, "sock", None)
+    if isinstance(sock, socket.socket):
+        return sock
+    # On "Connection: close" http.client hands the socket to the response and forgets it on the
+    # connection, so look where the response reads from: its buffered socket file.
+    reader = getattr(getattr(response.raw, "_fp", None), "fp", None)
+    sock = getattr(getattr(reader, "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
 
 
 def causes(exc: BaseException) -> Iterator[BaseException]:

@@ -258,6 +258,97 @@ def test_a_server_that_dribbles_the_body_forever_is_cut_off():
     assert_plain(result)
 
 
+# Each step of these servers comes just inside the read timeout, so no single socket read ever
+# times out: only the client's own deadline per request (connect + read) can stop them.
+SLOW_CONNECT, SLOW_READ = 0.2, 1.0
+SLOW_STEP = 0.9 * SLOW_READ
+
+
+def slow_answer(ex: Exchange, body: bytes, *, dribble: bool) -> None:
+    """Headers after SLOW_STEP, then the body at once after another SLOW_STEP, or (`dribble`)
+    a byte every SLOW_STEP, announcing more than is ever sent."""
+    length = 100_000 if dribble else len(body)
+    if ex.stopping.wait(SLOW_STEP):
+        return
+    ex.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+             b"Content-Length: %d\r\n\r\n" % length)
+    if not dribble:
+        if not ex.stopping.wait(SLOW_STEP):
+            ex.write(body)
+        return
+    while not ex.stopping.wait(SLOW_STEP):
+        ex.write(b" ")
+
+
+def slow_exchange(server_url: str) -> tuple[TokenResult, float]:
+    started = time.monotonic()
+    result = exchange(server_url, connect_timeout=SLOW_CONNECT, read_timeout=SLOW_READ,
+                      fetch_me=True)
+    return result, time.monotonic() - started
+
+
+def test_a_slow_token_answer_times_out_at_the_request_deadline_not_after_it():
+    # Headers just inside the read timeout, then the body just inside it again: every read is
+    # in time, but the request as a whole is not. Before the fix the body read got a fresh
+    # read timeout after the headers, the token came through, and /v1/me did the same again.
+    def handler(ex: Exchange) -> None:
+        if ex.seen.path == "/v1/me":
+            slow_answer(ex, b"", dribble=True)
+        else:
+            slow_answer(ex, json.dumps(GOOD_ANSWER).encode(), dribble=False)
+
+    with fault_server(handler) as server:
+        result, elapsed = slow_exchange(server.url)
+    # The documented bound of a whole check, with a wide margin for a slow machine.
+    assert elapsed < 2 * (SLOW_CONNECT + SLOW_READ) + 1
+    assert result.outcome == Outcome.TIMEOUT and result.http_status == 200
+    assert "did not finish within 1.2 seconds" in result.message
+    assert [seen.path for seen in server.seen] == ["/v1/oauth2/token"]
+    assert_plain(result)
+
+
+def test_a_slow_me_answer_is_cut_off_at_its_deadline_and_the_token_still_counts():
+    def handler(ex: Exchange) -> None:
+        if ex.seen.path == "/v1/me":
+            slow_answer(ex, b"", dribble=True)
+        else:
+            ex.reply_json(200, GOOD_ANSWER)
+
+    with fault_server(handler) as server:
+        result, elapsed = slow_exchange(server.url)
+    # One request's budget (connect + read), with a wide margin for a slow machine.
+    assert elapsed < (SLOW_CONNECT + SLOW_READ) + 1
+    assert result.ok and result.me is None
+    assert result.me_error and "/v1/me could not be read" in result.me_error
+    assert "did not finish within 1.2 seconds" in result.me_error
+    assert_plain(result)
+
+
+def test_a_request_ends_at_its_deadline_not_at_the_next_receive():
+    # Headers at 0.9 x read, the body 0.9 x read later: the deadline (connect + read) falls
+    # between the two, and the wait for the body must stop there, not when the body comes.
+    connect, read = 0.2, 2.0
+
+    def handler(ex: Exchange) -> None:
+        if ex.stopping.wait(0.9 * read):
+            return
+        body = json.dumps(GOOD_ANSWER).encode()
+        ex.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                 b"Content-Length: %d\r\n\r\n" % len(body))
+        if not ex.stopping.wait(0.9 * read):
+            ex.write(body)
+
+    with fault_server(handler) as server:
+        started = time.monotonic()
+        result = exchange(server.url, connect_timeout=connect, read_timeout=read)
+        elapsed = time.monotonic() - started
+    # Due at 2.2 s; the body would come at 3.6 s. The margin is for a slow machine.
+    assert elapsed < (connect + read) + 0.7
+    assert result.outcome == Outcome.TIMEOUT and result.http_status == 200
+    assert "did not finish within 2.2 seconds" in result.message
+    assert_plain(result)
+
+
 def test_connection_refused_is_unreachable():
     result = exchange(f"http://127.0.0.1:{closed_port()}")
     assert result.outcome == Outcome.UNREACHABLE and result.http_status is None
