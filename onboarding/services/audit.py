@@ -85,9 +85,10 @@ _DETAIL_WORDS = {"client_id": "client ID", "client_secret": "client secret",
 
 def audit_details_words(details: dict[str, Any] | None) -> str:
     """An event's details as the audit log page shows them: "changed: client ID, notes;
-    copied credentials: yes; previous version: none". Exports keep the JSON."""
+    copied credentials: yes; previous version: none". Exports keep the JSON. Keys in
+    alphabetical order, as written: PostgreSQL's jsonb hands them back in an order of its own."""
     return "; ".join(f"{_detail_word(str(key))}: {_detail_value(value)}"
-                     for key, value in (details or {}).items())
+                     for key, value in sorted((details or {}).items()))
 
 
 def _detail_word(code: str) -> str:
@@ -102,7 +103,8 @@ def _detail_value(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(_detail_value(item) for item in value)
     if isinstance(value, dict):
-        return ", ".join(f"{_detail_word(str(k))} {_detail_value(v)}" for k, v in value.items())
+        return ", ".join(f"{_detail_word(str(k))} {_detail_value(v)}"
+                         for k, v in sorted(value.items()))
     # A code among the values ("changed": ["client_id"]) reads like the key it names.
     return _detail_word(value) if isinstance(value, str) and value in _DETAIL_WORDS else str(value)
 
