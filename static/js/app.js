@@ -93,6 +93,17 @@
     }
   });
 
+  // Seen as well as heard: a check answered in milliseconds left a card that looked as before
+  // (same minute, same outcome), so a second click seemed to do nothing. After settling: htmx
+  // puts the new card's own attributes back when it settles, which would drop a class added on
+  // afterSwap. The card is a new element each time, so the highlight plays once (CSS).
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var target = event.detail && event.detail.elt;
+    if (target && target.isConnected && target.classList.contains("env-card")) {
+      target.classList.add("just-updated");
+    }
+  });
+
   // Keyboard focus across a swap. htmx refocuses the element with the id that had focus, but
   // the card's buttons are disabled while the request runs (hx-disabled-elt) and Chromium then
   // moves focus to <body>, so a keyboard user would start again from the top of the page.

@@ -106,6 +106,8 @@ def test_the_outcome_is_announced_through_a_live_region_that_was_already_there(
     expect(announcer).to_contain_text(expected)
     expect(announcer).to_contain_text("CST")  # the time as the card shows it
     assert announcer.evaluate("el => el === window.announcerBefore")
+    # Seen too: the new card is highlighted once (a fast answer looks like the last one).
+    expect(page.get_by_role("article", name="Sandbox")).to_have_class(re.compile("just-updated"))
 
 def test_the_recent_checks_table_follows_check_now_on_the_integration_page(page, lead,
                                                                             accounts_host):
