@@ -568,3 +568,12 @@ def test_a_refused_refresh_without_javascript_says_the_refresh_token_was_refused
     shown = [str(m) for m in response.context["messages"]]
     assert len(shown) == 1 and "Refresh token refused." in shown[0], shown
     assert "Invalid user name or password" not in shown[0]
+
+
+def test_an_empty_production_card_tells_a_lead_that_production_comes_by_promotion(
+        client, lead, integration):
+    client.force_login(lead)
+    html = client.get(f"/integrations/{integration.uuid}/").content.decode()
+    assert ("Production gets its configuration when a release manager promotes the verified "
+            "Sandbox package") in html
+    assert "An integration lead with Production access adds them" not in html
