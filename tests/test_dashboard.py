@@ -440,7 +440,7 @@ def test_an_empty_card_offers_each_reader_only_a_step_they_can_take(client, supe
     client.force_login(auditor)
     html = client.get(page).content.decode()
     assert "No Production credentials yet." in html
-    assert "An integration lead with Production access adds them" in html
+    assert "a release manager promotes the verified Sandbox package" in html
     assert "manage.py onboard" not in html and "/edit/" not in html
 
 
