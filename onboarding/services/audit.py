@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from onboarding.models import AuditChainHead, AuditEvent, Environment, Integration
 from onboarding.services.access import roles
+from onboarding.services.paste import FIELD_LABELS
 
 GENESIS = "0" * 64
 
@@ -78,9 +79,7 @@ def audit_action_label(action: str) -> str:
 
 
 # Field names as the pages call them; any other code is shown with its underscores as spaces.
-_DETAIL_WORDS = {"client_id": "client ID", "client_secret": "client secret",
-                 "username": "user name", "company_id": "company ID",
-                 "location_id": "location ID", "http_status": "HTTP status"}
+_DETAIL_WORDS = FIELD_LABELS | {"http_status": "HTTP status"}
 
 
 def audit_details_words(details: dict[str, Any] | None) -> str:

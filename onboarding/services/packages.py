@@ -25,6 +25,7 @@ from onboarding.models import (
 )
 from onboarding.services.access import require
 from onboarding.services.audit import AuditAction, RequestMeta, audit_record
+from onboarding.services.paste import labels
 
 UNREADABLE = "cannot be decrypted with the configured keys"
 COMPANY_ID_MAX = 2**63 - 1  # PositiveBigIntegerField
@@ -382,12 +383,6 @@ def package_changed_since(*, current: PackageVersion | None, based_on: int | Non
             "changes and save again.")
 
 
-_REBASE_LABELS = {"client_id": "client ID", "client_secret": "client secret",
-                  "username": "user name", "password": "password", "company_id": "company ID",
-                  "location_id": "location ID", "response_format": "response format",
-                  "notes": "notes"}
-
-
 @dataclass(frozen=True)
 class Rebase:
     """How a form refused as stale is shown again (`package_rebase`)."""
@@ -423,14 +418,14 @@ def package_rebase(*, current: PackageVersion | None, based_on: int | None,
     who = current.created_by.get_username() if current.created_by else "Someone"
     refusal = f"{who} saved version {current.number} since you opened this form"
     if theirs:
-        refusal += f", changing {_names(theirs)}"
+        refusal += f", changing {labels(theirs)}"
     refusal += "."
     taken = [name for name in theirs if name in PackageVersion.CONFIG_FIELDS
              and name not in edited_too and base is not None]
     if taken:
-        refusal += f" The form now shows their {_names(taken)}."
+        refusal += f" The form now shows their {labels(taken)}."
     if edited_too:
-        refusal += (f" You changed the {_names(edited_too)} too: yours is kept, compare it "
+        refusal += (f" You changed the {labels(edited_too)} too: yours is kept, compare it "
                     f"with version {current.number}.")
     return Rebase(refusal=refusal + " Review the form and save again.", shown=shown)
 
@@ -453,11 +448,6 @@ def _changed_between(base: PackageVersion | None, current: PackageVersion) -> li
 def _same(a: Any, b: Any) -> bool:
     # A form posts "" where a version holds None (an empty company ID).
     return (a if a is not None else "") == (b if b is not None else "")
-
-
-def _names(names: list[str]) -> str:
-    words = [_REBASE_LABELS[name] for name in names]
-    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def package_current(*, integration: Integration, environment: str) -> PackageVersion | None:

@@ -343,8 +343,9 @@ def paste_parse(*, text: str) -> PastedPackage:
 
 
 def labels(names: list[str]) -> str:
-    """'client ID, user name and password' for a list of field names."""
-    words = [FIELD_LABELS.get(name, name) for name in names]
+    """'client ID, user name and password' for a list of field names; a field the paste does
+    not fill reads as its name without underscores ("response format", "notes")."""
+    words = [FIELD_LABELS.get(name, name.replace("_", " ")) for name in names]
     if len(words) <= 1:
         return "".join(words)
     return f"{', '.join(words[:-1])} and {words[-1]}"
