@@ -398,6 +398,19 @@ def test_every_sandbox_version_is_listed_newest_first_without_secrets(client, le
     assert len(many) == len(few), "the page must not cost a query per version"
 
 
+def test_each_sandbox_version_names_the_fields_it_changed_never_their_values(client, lead,
+                                                                               sandbox_version):
+    integration = sandbox_version.package.integration
+    onboard(company_id=2)  # v2: the company ID
+    onboard(company_id=2, client_secret="a-brand-new-secret-0001",
+            password="a-brand-new-password-0001")  # v3: both secrets
+    client.force_login(lead)
+    html = client.get(sandbox_history_url(integration)).content.decode()
+    changed = re.findall(r'<td data-label="Changed">([^<]*)</td>', html)
+    assert changed == ["Client secret, Password", "Company ID", "first version"]
+    assert "a-brand-new-secret-0001" not in html and "a-brand-new-password-0001" not in html
+
+
 def test_sandbox_versions_are_404_for_who_may_not_view_sandbox(client, outsider, superuser,
                                                                 sandbox_version):
     from datetime import timedelta

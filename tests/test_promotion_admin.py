@@ -461,6 +461,49 @@ def test_the_changed_fields_of_a_promotion_are_named_in_words(client, lead, rele
     assert "<code>client_id</code>" not in html and "client_secret" not in html
     assert '<td data-label="Changed">nothing</td>' in html
 
+def test_each_rollback_choice_says_which_fields_it_would_change(client, release_manager,
+                                                                promoted):
+    # v1 is Production's own package; v2 was promoted with Sandbox's credentials. Rolling back
+    # to v1 changes what v2 changed, named, never shown.
+    client.force_login(release_manager)
+    html = client.get(history_url(promoted)).content.decode()
+    changed = re.findall(r'<td data-label="Changed">([^<]*)</td>', html)
+    assert changed[:2] == ["Client ID, Client secret, Company ID", "first version"]
+    form = html.split('name="to_version" value="1"')[1].split("</form>")[0]
+    assert ("Rolling back changes the client ID, client secret and company ID." in form)
+    for secret in (KNOWN_SECRET, PRODUCTION_SECRET, "prod-client-998877"):
+        assert secret not in html
+
+
+def test_a_rollback_to_the_same_values_says_it_changes_nothing(client, release_manager,
+                                                               promoted):
+    from onboarding.services.promotion import rollback_apply
+
+    rollback_apply(integration=promoted, actor=release_manager, to_version_number=1,
+                   reason="back", reviewed_current=2)  # v3 = v1
+    client.force_login(release_manager)
+    html = client.get(history_url(promoted)).content.decode()
+    assert re.findall(r'<td data-label="Changed">([^<]*)</td>', html)[:1] == [
+        "Client ID, Client secret, Company ID"]
+    to_v1 = html.split('name="to_version" value="1"')[1].split("</form>")[0]
+    assert "Same values as the current version" in to_v1
+    to_v2 = html.split('name="to_version" value="2"')[1].split("</form>")[0]
+    assert "Rolling back changes the client ID, client secret and company ID." in to_v2
+
+
+def test_the_admin_rollback_page_names_what_each_choice_would_change(manager_client,
+                                                                     promoted):
+    page = manager_client.post(CHANGELIST, {"action": "roll_back_production",
+                                            "_selected_action": [str(promoted.pk)]})
+    html = page.content.decode()
+    row = html.split('id="to_version_1"')[1].split("</tr>")[0]
+    assert "first version" in row
+    assert "Rolling back changes the client ID, client secret and company ID." in row
+    current = html.split("<td>current</td>")[1].split("</tr>")[0]
+    assert "Client ID, Client secret, Company ID" in current and "Rolling back" not in current
+    assert PRODUCTION_SECRET not in html and KNOWN_SECRET not in html
+
+
 def test_outsiders_get_404(client, outsider, promoted):
     client.force_login(outsider)
     assert client.get(history_url(promoted)).status_code == 404

@@ -17,3 +17,9 @@ def changed_fields(diff: list[dict[str, Any]]) -> list[str]:
     """{{ promotion.diff|changed_fields }}: the labels of the fields that were not unchanged."""
     return [FIELD_LABELS.get(row["field"], row["field"]) for row in diff
             if row.get("status") != DiffStatus.UNCHANGED]
+
+
+@register.filter
+def field_labels(names: list[str] | tuple[str, ...]) -> list[str]:
+    """{{ row.changed|field_labels|join:", " }}: field codes as the same words, in order."""
+    return [FIELD_LABELS.get(name, name) for name in names]

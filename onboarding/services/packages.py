@@ -430,19 +430,32 @@ def package_rebase(*, current: PackageVersion | None, based_on: int | None,
     return Rebase(refusal=refusal + " Review the form and save again.", shown=shown)
 
 
+COMPARED_FIELDS = PackageVersion.CREDENTIAL_FIELDS + PackageVersion.CONFIG_FIELDS
+_UNKNOWN = object()  # a value that cannot be decrypted: never the same as anything
+
+
+def _values(version: PackageVersion) -> dict[str, Any]:
+    """The version's compared fields, each decrypted once."""
+    values = {}
+    for name in COMPARED_FIELDS:
+        try:
+            values[name] = getattr(version, name)
+        except DecryptionError:
+            values[name] = _UNKNOWN
+    return values
+
+
+def _differing(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    # An unreadable value on either side cannot be compared: say it may have changed.
+    return [name for name in COMPARED_FIELDS
+            if before[name] is _UNKNOWN or after[name] is _UNKNOWN
+            or not _same(before[name], after[name])]
+
+
 def _changed_between(base: PackageVersion | None, current: PackageVersion) -> list[str]:
-    names = PackageVersion.CREDENTIAL_FIELDS + PackageVersion.CONFIG_FIELDS
     if base is None:
         return []
-    changed = []
-    for name in names:
-        try:
-            differ = not _same(getattr(base, name), getattr(current, name))
-        except DecryptionError:
-            differ = True  # cannot tell: say it may have changed
-        if differ:
-            changed.append(name)
-    return changed
+    return _differing(_values(base), _values(current))
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -461,29 +474,50 @@ def package_current(*, integration: Integration, environment: str) -> PackageVer
 
 @dataclass(frozen=True)
 class VersionRow:
-    """One version as a history lists it: never a secret, the client ID masked."""
+    """One version as a history lists it: never a secret, the client ID masked, and which
+    fields differ by name only."""
 
     version: PackageVersion
     client_id: str
     current: bool
     earlier: bool  # older than the current version: what a rollback may go back to
+    # The fields this version changed from the one listed before it; None for the first.
+    changed: tuple[str, ...] | None = None
+    # For an earlier version: the fields a rollback to it would change in the current one.
+    rollback_changes: tuple[str, ...] = ()
+
+    @property
+    def rollback_words(self) -> str:
+        """What rolling back to this version would do, in a sentence (names, never values)."""
+        if not self.rollback_changes:
+            return ("Same values as the current version: rolling back only writes a new "
+                    "version number.")
+        return f"Rolling back changes the {labels(list(self.rollback_changes))}."
 
 
 def package_versions(*, integration: Integration, environment: Environment | str
                      ) -> list[VersionRow]:
-    """Every version of one environment's package, newest first (two queries)."""
+    """Every version of one environment's package, newest first (two queries), each with the
+    fields it changed and, for the ones a rollback may go back to, what that would change."""
     package = (OnboardingPackage.objects.filter(integration=integration,
                                                 environment=Environment(environment))
                .select_related("current_version").first())
     if package is None:
         return []
     current = package.current_version
+    versions = list(package.versions.select_related("created_by").order_by("-number"))
+    values = {version.pk: _values(version) for version in versions}
     rows = []
-    for version in package.versions.select_related("created_by").order_by("-number"):
+    for index, version in enumerate(versions):
+        earlier = current is not None and version.number < current.number
+        older = versions[index + 1] if index + 1 < len(versions) else None
         rows.append(VersionRow(
             version=version, client_id=masked_value(version=version, name="client_id"),
-            current=current is not None and version.pk == current.pk,
-            earlier=current is not None and version.number < current.number,
+            current=current is not None and version.pk == current.pk, earlier=earlier,
+            changed=(tuple(_differing(values[older.pk], values[version.pk]))
+                     if older is not None else None),
+            rollback_changes=(tuple(_differing(values[current.pk], values[version.pk]))
+                              if earlier and current.pk in values else ()),
         ))
     return rows
 
