@@ -31,6 +31,7 @@ from onboarding.services.reveal import (
     secret_reveal,
     token_copy,
 )
+from onboarding.services.status import check_expired_token
 
 AUDIT_DOWN = "The audit log could not be written, so nothing was revealed. Try again later."
 
@@ -49,10 +50,14 @@ def _page(request: HttpRequest, package: OnboardingPackage, *, error: str = "",
     # A refused reveal (wrong password) shows the page again with the credential that was
     # chosen, not the first one: retyping the password must not reveal another field.
     chosen = request.POST.get("field", "")
+    live_check = check_live_token(package=package)
     return render(request, "dashboard/reveal.html", {
         "package": package, "fields": FIELD_LABELS.items(), "error": error,
         "chosen": chosen if chosen in FIELD_LABELS else "",
-        "stepup_fresh": stepup_is_fresh(request), "live_check": check_live_token(package=package),
+        "stepup_fresh": stepup_is_fresh(request), "live_check": live_check,
+        # The card this page is opened from shows an expired token as "expired": so does this
+        # page, rather than only "no live token" as if there had never been one.
+        "expired_check": None if live_check else check_expired_token(package=package),
     }, status=status)
 
 

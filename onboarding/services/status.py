@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
+from django.utils import timezone
 
 from onboarding.iqmetrix import Outcome
 from onboarding.models import (
@@ -92,6 +93,22 @@ def _last_checks(packages: Iterable[OnboardingPackage]) -> dict[int, Connectivit
     return {c.pk: c for c in ConnectivityCheck.objects.filter(pk__in=ids).only(*_CHECK_FIELDS)}
 
 
+# A check whose token a card counts down and Reveal may hand out (while it is valid): it passed
+# and still holds its access token. The order is `newest`'s below.
+_HOLDS_TOKEN = {"outcome": Outcome.OK, "access_token__isnull": False}
+
+
+def check_expired_token(*, package: OnboardingPackage) -> ConnectivityCheck | None:
+    """The check whose token the package's card counts down, if that token has expired; None
+    when it is live (`checks.check_live_token` then has it) or there is none. The card keeps
+    such a token at "expired", so the reveal page can say the same, not only "no live token"."""
+    check = (ConnectivityCheck.objects.filter(package=package, **_HOLDS_TOKEN)
+             .order_by("-sent_at", "-id").only(*_CHECK_FIELDS).first())
+    if check is None or check.expires_at is None or check.expires_at > timezone.now():
+        return None
+    return check
+
+
 def packages_with_last_check(queryset: QuerySet[OnboardingPackage]
                              ) -> QuerySet[OnboardingPackage]:
     """Packages with their current version, the id of their newest check (`last_check_id`), of
@@ -104,7 +121,7 @@ def packages_with_last_check(queryset: QuerySet[OnboardingPackage]
                                                version=OuterRef("current_version"))
     # "access_token IS NOT NULL" lets the database read the partial index of checks holding a
     # token (`check_package_tokens`, one or two rows a package) instead of the history.
-    holding = newest.filter(outcome=Outcome.OK, access_token__isnull=False)
+    holding = newest.filter(**_HOLDS_TOKEN)
     return queryset.select_related("current_version").annotate(
         last_check_id=Subquery(newest.values("pk")[:1]),
         last_exchange_id=Subquery(newest.filter(kind=CheckKind.PASSWORD).values("pk")[:1]),
