@@ -376,6 +376,14 @@ def test_the_log_names_actions_in_words_and_its_exports_keep_the_codes(client, a
     assert ",reveal," in csv_body and "Secret revealed" not in csv_body
 
 
+def test_every_changed_field_reads_in_words_in_the_details():
+    # A saved version lists the fields it changed; the config fields read like the credentials.
+    from onboarding.services.audit import audit_details_words
+
+    assert (audit_details_words({"changed": ["client_id", "response_format", "notes"]})
+            == "changed: client ID, response format, notes")
+
+
 def test_a_bad_date_range_is_a_clear_message_not_an_error(client, auditor, busy_log):
     client.force_login(auditor)
     response = client.get("/audit/?since=2026-02-02&until=2026-01-01")

@@ -11,7 +11,8 @@ import json
 import pytest
 
 from onboarding.models import Integration, PackageVersion
-from onboarding.services.paste import MAX_LABELLED_LINE_CHARS, PasteError, labels, paste_parse
+from onboarding.services.fields import labels
+from onboarding.services.paste import MAX_LABELLED_LINE_CHARS, PasteError, paste_parse
 
 GUIDE_CURL = (
     'curl -X POST "https://accountsrc.iqmetrix.net/v1/oauth2/token" '
@@ -234,11 +235,6 @@ def test_repr_of_a_paste_hides_its_values():
 def test_too_long_a_paste_is_refused():
     with pytest.raises(PasteError, match="too long"):
         paste_parse(text="client_id=x&" + "a" * 60_000)
-
-
-def test_labels_read_as_a_sentence():
-    assert labels(["client_id"]) == "client ID"
-    assert labels(["client_id", "username", "password"]) == "client ID, user name and password"
 
 
 def test_a_labelled_line_is_read_only_up_to_the_limit():

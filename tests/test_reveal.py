@@ -4,16 +4,20 @@ never cached, and nothing revealed when the audit write fails."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.db import DatabaseError
+from django.test import override_settings
 
-from onboarding.models import AuditEvent, Environment
+from onboarding.models import AuditEvent, Environment, OnboardingPackage
 from onboarding.services import reveal as reveal_service
 from onboarding.services.audit import AuditAction, audit_verify
 from onboarding.services.checks import check_run
+from onboarding.services.packages import UNREADABLE
 from onboarding.services.reveal import RevealError, secret_reveal
 from tests.conftest import KNOWN_PASSWORD, KNOWN_SECRET, onboard
+from tests.manage_subprocess import key_entry
 
 PASSWORD = "unused-in-tests-1234"
 PRODUCTION_SECRET = "prod-secret-Kk3Lm9Pq"
@@ -177,6 +181,14 @@ def test_if_the_audit_write_fails_nothing_is_revealed(client, lead, sandbox_vers
 def test_the_service_refuses_a_field_that_is_not_a_credential(lead, sandbox_version):
     with pytest.raises(RevealError):
         secret_reveal(package=sandbox_version.package, field_name="notes", actor=lead)
+
+
+def test_an_unreadable_credential_is_named_in_the_words_the_pages_use(lead, db):
+    with override_settings(FIELD_ENCRYPTION_KEYS=key_entry("gone")):
+        lost = onboard("Lost keys POS")
+    package = OnboardingPackage.objects.get(pk=lost.package_id)  # not the copy that holds values
+    with pytest.raises(RevealError, match=f"^{re.escape(f'The client ID {UNREADABLE}.')}$"):
+        secret_reveal(package=package, field_name="client_id", actor=lead)
 
 
 def test_the_live_token_of_the_last_check_is_copied_and_audited(client, lead, sandbox_version,

@@ -7,7 +7,8 @@ from typing import Any
 
 from django import template
 
-from onboarding.services.promotion import FIELD_LABELS, DiffStatus
+from onboarding.services.fields import field_label
+from onboarding.services.promotion import DiffStatus
 
 register = template.Library()
 
@@ -15,11 +16,11 @@ register = template.Library()
 @register.filter
 def changed_fields(diff: list[dict[str, Any]]) -> list[str]:
     """{{ promotion.diff|changed_fields }}: the labels of the fields that were not unchanged."""
-    return [FIELD_LABELS.get(row["field"], row["field"]) for row in diff
+    return [field_label(row["field"], capitalised=True) for row in diff
             if row.get("status") != DiffStatus.UNCHANGED]
 
 
 @register.filter
 def field_labels(names: list[str] | tuple[str, ...]) -> list[str]:
     """{{ row.changed|field_labels|join:", " }}: field codes as the same words, in order."""
-    return [FIELD_LABELS.get(name, name) for name in names]
+    return [field_label(name, capitalised=True) for name in names]

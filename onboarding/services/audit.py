@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from onboarding.models import AuditChainHead, AuditEvent, Environment, Integration
 from onboarding.services.access import roles
-from onboarding.services.paste import FIELD_LABELS
+from onboarding.services.fields import FIELD_LABELS
 
 GENESIS = "0" * 64
 

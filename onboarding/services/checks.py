@@ -52,17 +52,12 @@ from onboarding.models import (
 )
 from onboarding.services.access import can
 from onboarding.services.audit import AuditAction, RequestMeta, audit_record
+from onboarding.services.fields import field_label
 from onboarding.services.packages import integration_find
 
 DEDUPE_SECONDS = 2.0
 _POLL_SECONDS = 0.1
 _TOKENS = ("access_token", "refresh_token")
-_LABELS = {
-    "client_id": "client ID",
-    "client_secret": "client secret",
-    "username": "user name",
-    "password": "password",
-}
 
 
 class CheckError(Exception):
@@ -207,7 +202,7 @@ def _credentials(version: PackageVersion, *, env: Environment, names: tuple[str,
     except DecryptionError:
         raise CheckError(f"The {env.label} credentials cannot be decrypted with the configured "
                          "keys; enter them again to check.") from None
-    missing = [_LABELS[name] for name, value in values.items() if not value]
+    missing = [field_label(name) for name, value in values.items() if not value]
     if missing:
         raise CheckError(f"The {env.label} package has no {' or '.join(missing)}; add "
                          f"{'it' if len(missing) == 1 else 'them'} before checking.")

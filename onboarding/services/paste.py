@@ -17,20 +17,20 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
+from onboarding.services.fields import field_label
+
+# Re-exported: packages.py and the package form view still import labels from here.
+from onboarding.services.fields import labels as labels
+
 MAX_PASTE_CHARS = 50_000
 # Far longer than any "Client secret: …" line of an onboarding e-mail: a longer line is prose or
 # garbage, and skipping it before any matching bounds the work spent on each line.
 MAX_LABELLED_LINE_CHARS = 1_000
 
-# Field name -> label, in the order a lead reads them in the form.
-FIELD_LABELS: dict[str, str] = {
-    "client_id": "client ID",
-    "client_secret": "client secret",
-    "username": "user name",
-    "password": "password",
-    "company_id": "company ID",
-    "location_id": "location ID",
-}
+# The fields a paste can fill, in the order a lead reads them in the form (the response format
+# and notes are never in an onboarding e-mail or a Postman environment).
+PASTED_FIELDS: tuple[str, ...] = ("client_id", "client_secret", "username", "password",
+                                  "company_id", "location_id")
 
 # Keys as they appear in the guide's form body and in Postman environments, normalised to
 # lower-case letters and digits only: client_id, ClientId and clientId are all "clientid".
@@ -90,7 +90,7 @@ class PastedPackage:
 
     def found(self) -> list[str]:
         """Names of the package fields that have a value, in form order."""
-        return [name for name in FIELD_LABELS if getattr(self, name) not in (None, "")]
+        return [name for name in PASTED_FIELDS if getattr(self, name) not in (None, "")]
 
     def values(self) -> dict[str, str]:
         return {name: getattr(self, name) for name in self.found()}
@@ -302,11 +302,11 @@ def _refuse_invalid_unicode(found: dict[str, str]) -> None:
     """JSON may spell half of a UTF-16 pair on its own ("\\ud800"); json.loads returns it as a
     lone surrogate, which no encoding can store (encrypting the value would fail with a 500).
     Refused by field name: the value may be a secret."""
-    for name in FIELD_LABELS:
+    for name in PASTED_FIELDS:
         try:
             found.get(name, "").encode("utf-8")
         except UnicodeEncodeError:
-            label = FIELD_LABELS[name]
+            label = field_label(name)
             raise PasteError(
                 f"The {label} in the pasted text is not valid Unicode: it holds half of a "
                 f"character pair (an escape from \\ud800 to \\udfff). Type the {label} in by "
@@ -329,7 +329,7 @@ def paste_parse(*, text: str) -> PastedPackage:
         found, environment = _parse_curl(text)
     else:
         found = _parse_form_body(text) or _parse_labelled(text)
-    found = {name: value for name, value in found.items() if name in FIELD_LABELS}
+    found = {name: value for name, value in found.items() if name in PASTED_FIELDS}
     if found.get("company_id") is not None:
         found["company_id"] = found["company_id"].strip()
     _refuse_invalid_unicode(found)
@@ -340,13 +340,4 @@ def paste_parse(*, text: str) -> PastedPackage:
             "Postman environment file."
         )
     return PastedPackage(**found, environment=environment)
-
-
-def labels(names: list[str]) -> str:
-    """'client ID, user name and password' for a list of field names; a field the paste does
-    not fill reads as its name without underscores ("response format", "notes")."""
-    words = [FIELD_LABELS.get(name, name.replace("_", " ")) for name in names]
-    if len(words) <= 1:
-        return "".join(words)
-    return f"{', '.join(words[:-1])} and {words[-1]}"
 

@@ -34,6 +34,7 @@ from onboarding.models import (
 )
 from onboarding.services.access import active_grants, can
 from onboarding.services.audit import AuditAction, RequestMeta, audit_record
+from onboarding.services.fields import field_label
 from onboarding.services.packages import (
     UNREADABLE,
     VersionRow,
@@ -43,11 +44,6 @@ from onboarding.services.packages import (
 from onboarding.services.reasons import reason_refusal
 
 DIFF_FIELDS = PackageVersion.CREDENTIAL_FIELDS + PackageVersion.CONFIG_FIELDS
-FIELD_LABELS = {
-    "client_id": "Client ID", "client_secret": "Client secret", "username": "User name",
-    "password": "Password", "company_id": "Company ID", "location_id": "Location ID",
-    "response_format": "Response format", "notes": "Notes",
-}
 _ABSENT = object()  # an unreadable value: never equal to anything, so always "changed"
 
 
@@ -113,7 +109,7 @@ class PromotionPreview:
     def diff_rows(self) -> list[dict[str, str]]:
         """One row per field with its status under either credentials choice."""
         return [
-            {"field": keep["field"], "label": FIELD_LABELS[keep["field"]],
+            {"field": keep["field"], "label": field_label(keep["field"], capitalised=True),
              "keep": keep["status"], "copy": copy["status"]}
             for keep, copy in zip(self.diff_keep, self.diff_copy, strict=True)
         ]

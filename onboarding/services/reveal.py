@@ -23,15 +23,12 @@ from onboarding.models import ConnectivityCheck, OnboardingPackage, PackageVersi
 from onboarding.services.access import require
 from onboarding.services.audit import AuditAction, RequestMeta, audit_record
 from onboarding.services.checks import check_live_token
+from onboarding.services.fields import field_label
 from onboarding.services.packages import UNREADABLE
 
 REVEALABLE = PackageVersion.CREDENTIAL_FIELDS
-FIELD_LABELS = {
-    "client_id": "Client ID",
-    "client_secret": "Client secret",
-    "username": "User name",
-    "password": "Password",
-}
+# The reveal page's choices, as its form lists them: the credentials only, each capitalised.
+FIELD_LABELS = {name: field_label(name, capitalised=True) for name in REVEALABLE}
 
 
 class RevealError(Exception):
@@ -70,7 +67,7 @@ def secret_reveal(*, package: OnboardingPackage, field_name: str, actor: Any,
         try:
             return getattr(version, field_name)
         except DecryptionError:
-            raise RevealError(f"The {FIELD_LABELS[field_name].lower()} {UNREADABLE}.") from None
+            raise RevealError(f"The {field_label(field_name)} {UNREADABLE}.") from None
 
 
 def token_copy(*, package: OnboardingPackage, actor: Any,
