@@ -23,9 +23,13 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator
 from django.http import QueryDict
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from onboarding.crypto import DecryptionError
 from onboarding.models import Environment, PackageVersion, ResponseFormat
+from onboarding.services.access import visible_namesake
 from onboarding.services.packages import (
     TEXT_MAX,
     UNREADABLE,
@@ -40,6 +44,8 @@ from onboarding.services.packages import (
 from onboarding.services.paste import MAX_PASTE_CHARS, PasteError, paste_parse
 
 PASTE_FIELDS = ("client_id", "client_secret", "username", "password", "company_id", "location_id")
+NAME_TAKEN = ("An integration with this name already exists: open it from the overview to edit "
+              "its packages.")
 # Every POST field that may hold a credential: hidden from Django's error reports.
 SENSITIVE_FIELDS = ("client_id", "client_secret", "username", "password", "paste",
                     "confirm_password")
@@ -227,8 +233,10 @@ class NewIntegrationForm(PackageForm):
     base_version = None
 
     def __init__(self, data: QueryDict | None = None, *, environments: list[Environment],
-                 **kwargs: Any) -> None:
+                 user: Any = None, **kwargs: Any) -> None:
         super().__init__(data, **kwargs)
+        # Who is asking: a taken name links to its integration only if they may view it.
+        self.user = user
         self.fields["environment"].choices = [(env.value, env.label) for env in environments]
         if "confirm_password" in self.fields:
             self.fields["confirm_password"].help_text = (
@@ -244,9 +252,21 @@ class NewIntegrationForm(PackageForm):
         if not slug:
             raise ValidationError("The name needs at least one letter or digit.")
         if integration_names_taken(name=name, slug=slug):
-            raise ValidationError("An integration with this name already exists: open it from "
-                                  "the overview to edit its packages.")
+            raise ValidationError(self._name_taken(name=name, slug=slug))
         return name
+
+    def _name_taken(self, *, name: str, slug: str) -> str | SafeString:
+        """The refusal of a taken name, with a link to the integration that has it when the user
+        may view it; else the plain sentence, which says no more than that the name is taken."""
+        namesake = (visible_namesake(user=self.user, name=name, slug=slug)
+                    if self.user is not None else None)
+        if namesake is None:
+            return NAME_TAKEN
+        # format_html escapes the name (anyone who may edit can choose it) and the URL.
+        return format_html('An integration with this name already exists: open <a href="{}">{}</a>'
+                           " to edit its packages.",
+                           reverse("dashboard:integration", kwargs={"uuid": namesake.uuid}),
+                           namesake.name)
 
 
 class _UserNameLengthChecked:

@@ -85,7 +85,7 @@ def _new(request: HttpRequest, *, check: bool) -> HttpResponse:
                    integration=None)
     needs_stepup = Environment.PRODUCTION in editable and not stepup_is_fresh(request)
     form = NewIntegrationForm(request.POST if request.method == "POST" else None,
-                              environments=editable, needs_stepup=needs_stepup)
+                              environments=editable, needs_stepup=needs_stepup, user=request.user)
     if form.is_valid():
         env = Environment(form.cleaned_data["environment"])
         if _stepup_passed(request, form, env):

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Case, Q, QuerySet, When
 from django.utils import timezone
 
 from onboarding.models import AccessGrant, Environment, Integration, Role
@@ -112,6 +112,21 @@ def visible_integrations(*, user: Any) -> QuerySet[Integration]:
         return Integration.objects.none()
     scoped = {grant.integration_id for grant in active_grants(user=user)}
     return Integration.objects.filter(pk__in=scoped)
+
+
+def visible_namesake(*, user: Any, name: str, slug: str) -> Integration | None:
+    """The integration the user may view that already answers to `name` or `slug`, as its name
+    or its slug and without case (as `packages.integration_names_taken` refuses them), the one
+    so named first. None if there is none the user may view: a refusal that links to it then
+    tells them nothing more than that the name is taken."""
+    clash = Q()
+    for value in (name, slug):
+        if value:
+            clash |= Q(name__iexact=value) | Q(slug__iexact=value)
+    if not clash:
+        return None
+    return (visible_integrations(user=user).filter(clash)
+            .order_by(Case(When(name__iexact=name, then=0), default=1), "name").first())
 
 
 def require(*, user: Any, action: Role | str, environment: Environment | str,
