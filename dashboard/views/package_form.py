@@ -35,6 +35,7 @@ from onboarding.models import (
 from onboarding.services.access import can
 from onboarding.services.audit import RequestMeta
 from onboarding.services.checks import CheckError, check_run
+from onboarding.services.fields import labels
 from onboarding.services.packages import (
     IntegrationExists,
     PackageChanged,
@@ -44,7 +45,6 @@ from onboarding.services.packages import (
     package_onboard,
     package_store,
 )
-from onboarding.services.paste import labels
 
 TEMPLATE = "dashboard/package_form.html"
 

@@ -25,7 +25,7 @@ from onboarding.models import (
 )
 from onboarding.services.access import require
 from onboarding.services.audit import AuditAction, RequestMeta, audit_record
-from onboarding.services.paste import labels
+from onboarding.services.fields import field_label, labels
 
 UNREADABLE = "cannot be decrypted with the configured keys"
 COMPANY_ID_MAX = 2**63 - 1  # PositiveBigIntegerField
@@ -34,10 +34,6 @@ LOCATION_ID_MAX = PackageVersion._meta.get_field("location_id").max_length
 # onboarding package can hold, whichever way it comes in (form, admin, `onboard`).
 TEXT_MAX = {"client_id": 200, "username": 254, "client_secret": 500, "password": 500,
             "notes": 4000}
-_TEXT_LABELS = {"client_id": "The client ID", "username": "The user name",
-                "client_secret": "The client secret", "password": "The password",
-                "notes": "The notes"}
-_FIELD_LABELS = _TEXT_LABELS | {"location_id": "The location ID"}
 NAME_MAX = Integration._meta.get_field("name").max_length
 SLUG_MAX = Integration._meta.get_field("slug").max_length
 
@@ -93,7 +89,7 @@ def package_validate(*, data: PackageData) -> None:
         errors["company_id"] = "The company ID is too large to be an iQmetrix company ID."
     for name, limit in TEXT_MAX.items():
         if name not in errors and len(getattr(data, name) or "") > limit:
-            errors[name] = f"{_TEXT_LABELS[name]} can be at most {limit} characters."
+            errors[name] = f"The {field_label(name)} can be at most {limit} characters."
     # Column limits are checked here so PostgreSQL never answers with a DataError (a 500).
     if len(data.location_id or "") > LOCATION_ID_MAX:
         errors["location_id"] = f"The location ID can be at most {LOCATION_ID_MAX} characters."
@@ -104,7 +100,7 @@ def package_validate(*, data: PackageData) -> None:
             # A lone surrogate: what json.loads makes of a "\\ud800" escape, or os.environ of
             # bytes that are not UTF-8 (`onboard` reads secrets from the environment). It
             # cannot be encrypted or sent, so it is refused here rather than failing later.
-            errors[name] = (f"{_FIELD_LABELS[name]} holds characters that are not valid text; "
+            errors[name] = (f"The {field_label(name)} holds characters that are not valid text; "
                             "type it again.")
     if errors:
         raise ValidationError(errors)

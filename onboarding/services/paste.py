@@ -19,9 +19,6 @@ from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from onboarding.services.fields import field_label
 
-# Re-exported: packages.py and the package form view still import labels from here.
-from onboarding.services.fields import labels as labels
-
 MAX_PASTE_CHARS = 50_000
 # Far longer than any "Client secret: …" line of an onboarding e-mail: a longer line is prose or
 # garbage, and skipping it before any matching bounds the work spent on each line.
