@@ -19,7 +19,8 @@ from typing import Any
 
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth import authenticate
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator
 from django.http import QueryDict
@@ -290,3 +291,39 @@ class SignInForm(_UserNameLengthChecked, AuthenticationForm):
 
 class AdminSignInForm(_UserNameLengthChecked, AdminAuthenticationForm):
     pass
+
+
+class AccountPasswordChangeForm(PasswordChangeForm):
+    """Django's password change, with the current password checked through authenticate().
+
+    Django's form asks `user.check_password()`, which neither django-axes nor the audit log
+    sees: a signed-in session (a borrowed laptop, a stolen session cookie) could guess the
+    password without limit, and a right guess also counts as a fresh step-up. Through
+    authenticate() a wrong one counts towards the same lockout as a sign-in or a step-up, and
+    is audited as a failed password confirmation."""
+
+    error_messages = {
+        **PasswordChangeForm.error_messages,
+        "password_unchanged": "Choose a new password: this is your current one.",
+    }
+
+    def __init__(self, user: Any, data: QueryDict | None = None, *, request: Any) -> None:
+        super().__init__(user, data)
+        self.request = request
+
+    def clean_old_password(self) -> str:
+        old_password = self.cleaned_data["old_password"]
+        found = authenticate(self.request, username=self.user.get_username(),
+                             password=old_password)
+        if found is None or found.pk != self.user.pk:
+            raise ValidationError(self.error_messages["password_incorrect"],
+                                  code="password_incorrect")
+        return old_password
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        old, new = cleaned.get("old_password"), cleaned.get("new_password1")
+        if old and new and old == new:
+            self.add_error("new_password1", ValidationError(
+                self.error_messages["password_unchanged"], code="password_unchanged"))
+        return cleaned

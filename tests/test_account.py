@@ -91,3 +91,53 @@ def test_having_just_changed_the_password_the_next_sensitive_action_does_not_ask
         "new_password2": "a-new-Passw0rd-here"})
     assert response.status_code == 302
     assert client.get("/admin/auth/user/add/").status_code == 200
+
+
+def _change(client, old: str, new: str = "a-new-Passw0rd-here"):
+    return client.post(PASSWORD_CHANGE, {"old_password": old, "new_password1": new,
+                                         "new_password2": new})
+
+
+def test_a_wrong_current_password_counts_towards_the_lockout_and_is_audited(client, lead):
+    # Django's form checks the current password with check_password(), unseen by django-axes
+    # and the audit log: a signed-in session could guess it without limit, and a right guess
+    # also made the step-up fresh.
+    from django.conf import settings
+
+    from dashboard.stepup import SESSION_KEY
+    from onboarding.models import AuditEvent
+    from onboarding.services.audit import AuditAction
+
+    client.force_login(lead)
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        response = _change(client, "not-the-password")
+        assert response.status_code == 200
+        assert b"Your old password was entered incorrectly" in response.content
+    assert _change(client, "not-the-password").status_code == 429  # the limit: paused
+    assert AuditEvent.objects.filter(action=AuditAction.STEP_UP_FAILED, actor_id=lead.pk).count() \
+        == settings.AXES_FAILURE_LIMIT
+    # Paused: even the right password changes nothing and proves nothing.
+    assert _change(client, "unused-in-tests-1234").status_code == 429
+    lead.refresh_from_db()
+    assert lead.check_password("unused-in-tests-1234")
+    assert SESSION_KEY not in client.session
+
+
+def test_the_current_password_is_refused_as_the_new_one(client, lead):
+    client.force_login(lead)
+    response = _change(client, "unused-in-tests-1234", new="unused-in-tests-1234")
+    assert response.status_code == 200
+    assert b"Choose a new password: this is your current one." in response.content
+
+
+def test_a_signed_in_user_paused_for_wrong_passwords_is_not_told_sign_in_is_paused(client,
+                                                                                   lead):
+    from django.conf import settings
+
+    client.force_login(lead)
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        response = _change(client, "not-the-password")
+    assert response.status_code == 429
+    page = response.content.decode()
+    assert "<h1>Password confirmation paused</h1>" in page and "Sign-in paused" not in page
+    assert "paused for 15 minutes" in page and "Nothing was changed." in page

@@ -98,6 +98,7 @@ def test_repeated_failures_pause_sign_in_then_the_pause_ends(client, lead):
     locked = _login(client, "lead")  # the right password, but still paused
     assert locked.status_code == 429
     assert b"Sign-in paused" in locked.content
+    assert b"Try again in 15 minutes" in locked.content  # AXES_COOLOFF, not "a few minutes"
     assert "_auth_user_id" not in client.session
 
     # The cool-off passes: every recorded failure is older than AXES_COOLOFF_TIME.

@@ -6,14 +6,13 @@ from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
-from django.contrib.auth.forms import PasswordChangeForm
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
-from dashboard.forms import SignInForm
+from dashboard.forms import AccountPasswordChangeForm, SignInForm
 from dashboard.stepup import stepup_mark_fresh
 from onboarding.services.accounts import password_change_required, password_changed
 from onboarding.services.audit import RequestMeta, audit_acting
@@ -28,7 +27,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
 
 @sensitive_post_parameters("old_password", "new_password1", "new_password2")
 def password_change(request: HttpRequest) -> HttpResponse:
-    form = PasswordChangeForm(request.user, request.POST or None)
+    form = AccountPasswordChangeForm(request.user, request.POST or None, request=request)
     if request.method == "POST" and form.is_valid():
         # One transaction with its audit event (written by the user's post_save): if the
         # event cannot be written, the password stays as it was.
