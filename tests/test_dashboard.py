@@ -590,3 +590,18 @@ def test_an_empty_production_card_tells_a_lead_that_production_comes_by_promotio
     assert ("Production gets its configuration when a release manager promotes the verified "
             "Sandbox package") in html
     assert "An integration lead with Production access adds them" not in html
+
+
+def test_the_integration_page_says_which_secrets_are_stored_without_showing_them(client, lead):
+    # "Client secret, password: stored encrypted" was printed even for a package with neither.
+    partial = onboard("Partial Co", client_secret=None, password=None).package.integration
+    full = onboard().package.integration
+    client.force_login(lead)
+    html = client.get(f"/integrations/{partial.uuid}/").content.decode()
+    assert "<dt>Client secret</dt><dd>not set</dd>" in html
+    assert "<dt>Password</dt><dd>not set</dd>" in html
+    assert "stored encrypted" not in html
+    html = client.get(f"/integrations/{full.uuid}/").content.decode()
+    assert "<dt>Client secret</dt><dd>set (stored encrypted, never shown here)</dd>" in html
+    assert "<dt>Password</dt><dd>set (stored encrypted, never shown here)</dd>" in html
+    assert KNOWN_SECRET not in html and KNOWN_PASSWORD not in html
