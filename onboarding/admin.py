@@ -45,6 +45,7 @@ from onboarding.models import (
 )
 from onboarding.services.access import active_grants, can, visible_integrations
 from onboarding.services.audit import RequestMeta
+from onboarding.services.fields import field_label
 from onboarding.services.packages import (
     UNREADABLE,
     PackageChanged,
@@ -74,6 +75,34 @@ def describe(version: PackageVersion | None, name: str, *, secret: bool) -> str:
     except DecryptionError:
         return UNREADABLE
     return "not set" if value is None else "set"
+
+
+def _shown_current(name: str) -> Any:
+    """A read-only cell of the current version's `name`, for users who may view a package but
+    not edit it. Django's read-only rendering looks the form's fields up on the package, which
+    has none of them, and printed "None" for every credential and setting."""
+    secret = name in PackageVersion.SECRET_FIELDS
+
+    @admin.display(description=field_label(name, capitalised=True))
+    def shown(obj: OnboardingPackage) -> Any:
+        version = obj.current_version
+        if name in PackageVersion.CREDENTIAL_FIELDS:
+            return describe(version, name, secret=secret)
+        if version is None:
+            return "not set"
+        if name == "response_format":
+            return version.get_response_format_display()
+        return getattr(version, name) or "not set"
+
+    shown.__name__ = f"current_{name}"
+    return shown
+
+
+_READ_ONLY_FIELDSETS = [
+    (None, {"fields": ["integration", "environment"]}),
+    ("Credentials", {"fields": [_shown_current(n) for n in PackageVersion.CREDENTIAL_FIELDS]}),
+    ("Configuration", {"fields": [_shown_current(n) for n in PackageVersion.CONFIG_FIELDS]}),
+]
 
 
 class PackageAdminForm(forms.ModelForm):
@@ -233,7 +262,16 @@ class OnboardingPackageAdmin(StepUpFormMixin, admin.ModelAdmin):
         fieldsets = super().get_fieldsets(request, obj)
         if obj is None:
             return fieldsets
+        if not self.has_change_permission(request, obj):
+            fieldsets = _READ_ONLY_FIELDSETS
         return [*fieldsets, ("Versions", {"fields": ["versions_listed"]})]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        if obj is not None and not self.has_change_permission(request, obj):
+            return ["integration", "environment", "versions_listed",
+                    *(field for _, options in _READ_ONLY_FIELDSETS[1:]
+                      for field in options["fields"])]
+        return list(super().get_readonly_fields(request, obj))
 
     @admin.display(description="Listed below")
     def versions_listed(self, obj: OnboardingPackage) -> str:

@@ -728,3 +728,24 @@ def test_a_save_landing_between_the_forms_check_and_its_own_shows_the_refusal_no
     assert (package.current_version.number, package.current_version.notes) == (
         2, "Use location 7")
     assert AuditEvent.objects.count() == events
+
+
+def test_a_package_the_user_may_only_view_shows_its_current_values_masked(client,
+                                                                         release_manager,
+                                                                         sandbox_version):
+    # Django's read-only rendering looked the form's fields up on the package, which has none
+    # of them: every credential and setting read "None".
+    import re
+
+    client.force_login(release_manager)  # views Sandbox, may not edit it
+    page = client.get(f"/admin/onboarding/onboardingpackage/{sandbox_version.package.pk}"
+                      "/change/").content.decode()
+    cells = [re.sub(r"<[^>]+>", "", cell).strip()
+             for cell in re.findall(r'<div class="readonly">(.*?)</div>', page, re.S)]
+    assert cells[2:10] == ["cl…56", "set", "ap…om", "set", "14146", "loc-1", "JSON", "not set"]
+    for label in ("Client ID", "Client secret", "User name", "Password", "Company ID",
+                  "Location ID", "Response format", "Notes"):
+        assert f"<label>{label}:</label>" in page
+    assert "None" not in cells
+    assert "client-abcdef123456" not in page and "api.user@example.com" not in page
+    assert not any(secret in page for secret in SECRETS)
