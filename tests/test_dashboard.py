@@ -605,3 +605,17 @@ def test_the_integration_page_says_which_secrets_are_stored_without_showing_them
     assert "<dt>Client secret</dt><dd>set (stored encrypted, never shown here)</dd>" in html
     assert "<dt>Password</dt><dd>set (stored encrypted, never shown here)</dd>" in html
     assert KNOWN_SECRET not in html and KNOWN_PASSWORD not in html
+
+
+def test_a_user_without_any_role_is_told_so_not_that_there_are_no_integrations(client,
+                                                                                outsider,
+                                                                                auditor):
+    client.force_login(auditor)  # may view both environments; there is nothing to view yet
+    html = client.get("/").content.decode()
+    assert "No integrations yet." in html and "Ask an administrator to add an integration." in html
+    assert "no access" not in html
+    onboard()
+    client.force_login(outsider)
+    html = client.get("/").content.decode()
+    assert "You have no access to any integration yet." in html
+    assert "No integrations yet." not in html

@@ -104,6 +104,15 @@ def roles_lookup(*, user: Any) -> Callable[[Environment | str, Integration | Non
     return lookup
 
 
+def has_any_access(*, user: Any) -> bool:
+    """Does the user hold any role anywhere (an environment, or one integration by a grant)?
+    Someone with none sees no integration because of that, not because there are none."""
+    if any(roles(user=user, environment=env) for env in Environment):
+        return True
+    return bool(user is not None and user.is_authenticated and user.is_active
+                and active_grants(user=user))
+
+
 def visible_integrations(*, user: Any) -> QuerySet[Integration]:
     """Integrations the user may view in at least one environment."""
     if any(roles(user=user, environment=env) for env in Environment):
