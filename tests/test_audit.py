@@ -72,6 +72,60 @@ def test_editing_any_event_is_detected_and_named(log, index):
     assert "altered" in message
 
 
+sqlite_only = pytest.mark.skipif("connection.vendor != 'sqlite'",
+                                 reason="PostgreSQL's column types refuse such values")
+
+
+def _set(assignment: str) -> str:
+    # The third event's row (seq 3); `assignment` is this file's own text, never input.
+    return f"UPDATE onboarding_auditevent SET {assignment} WHERE seq = 3"  # noqa: S608
+
+
+# %s is a stored HMAC with its first character made non-ASCII: compare_digest refuses such str.
+@pytest.mark.parametrize("sql", [
+    pytest.param(_set("hmac = %s"), id="non-ascii-hmac"),
+    pytest.param(_set("at = 'yesterday'"), id="date-that-is-no-date"),  # read back as None
+    pytest.param(_set("uuid = 'not-a-uuid'"), id="bad-uuid", marks=sqlite_only),
+    pytest.param(_set("integration_uuid = 'zzz'"), id="bad-integration-uuid", marks=sqlite_only),
+    pytest.param(_set("at = '2024-02-30 10:00:00'"), id="impossible-date", marks=sqlite_only),
+    pytest.param(_set("at = 5"), id="number-for-a-date", marks=sqlite_only),
+    pytest.param(_set("actor_id = 'abc'"), id="text-for-a-number", marks=sqlite_only),
+    pytest.param(_set("hmac = 7"), id="number-for-the-hmac", marks=sqlite_only),
+    pytest.param(_set("hmac = CAST(X'FF' AS TEXT)"), id="not-utf8-hmac", marks=sqlite_only),
+    pytest.param(_set("action = CAST(X'FF' AS TEXT)"), id="not-utf8-action", marks=sqlite_only),
+])
+def test_a_value_the_log_never_writes_is_named_as_altered_not_a_crash(log, sql):
+    event = log[2]
+    assert event.seq == 3
+    raw(sql, ["\u00e9" + event.hmac[1:]] if "%s" in sql else [])
+    code, _, message = verify()
+    assert code == 1
+    assert f"event id {event.pk}" in message
+    assert "its content was altered" in message
+
+
+@pytest.mark.parametrize("sql", [
+    pytest.param("UPDATE onboarding_auditchainhead SET seal = %s", id="non-ascii"),
+    pytest.param("UPDATE onboarding_auditchainhead SET seal = CAST(X'FF' AS TEXT)",
+                 id="not-utf8", marks=sqlite_only),
+])
+def test_a_chain_head_seal_the_log_never_writes_is_named_as_altered_not_a_crash(log, sql):
+    raw(sql, ["\u00e9" * 64] if "%s" in sql else [])
+    code, _, message = verify()
+    assert code == 1
+    assert "chain head was altered" in message
+
+
+def test_escape_codes_written_into_an_event_are_printed_escaped(log):
+    event = log[1]
+    raw("UPDATE onboarding_auditevent SET action = %s WHERE id = %s",
+        ["check\x1b]0;pwned\x07\x1b[2J", event.pk])
+    code, _, message = verify()
+    assert code == 1
+    assert "\x1b" not in message and "\x07" not in message
+    assert "check\\x1b]0;pwned\\x07\\x1b[2J" in message
+
+
 @pytest.mark.parametrize("index", range(EVENTS))
 def test_deleting_any_event_is_detected_and_named(log, index):
     event = log[index]

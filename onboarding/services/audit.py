@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -26,8 +27,9 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Permission
+from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models, transaction
+from django.db import OperationalError, models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -249,15 +251,73 @@ class AuditVerdict:
     head: AuditChainHead | None = None  # when intact: what to keep a copy of elsewhere
 
 
-def _chain(batch_size: int = 2000) -> Iterator[AuditEvent]:
+# What reading a row the product did not write can raise: SQLite keeps any value in any column,
+# so a uuid or a date typed over by hand fails to convert as the row is read.
+_UNREADABLE = (ValueError, TypeError, ArithmeticError, ValidationError)
+
+
+def _undecodable(exc: OperationalError) -> bool:
+    # SQLite also keeps bytes that are not UTF-8 in a text column, which Python's driver refuses
+    # to read ("Could not decode to UTF-8 column ..."). Only that failure means the row itself
+    # is bad; any other OperationalError (a locked or lost database) is raised as it is, never
+    # reported as tampering.
+    return "decode" in str(exc).lower()
+
+
+def _chain(batch_size: int = 2000) -> Iterator[AuditEvent | int]:
+    """Every event in id order; for a row that cannot be read as an event, its id instead, so
+    the walk can name it rather than end in a traceback."""
     # Keyset pagination: constant memory however long the log grows. The first batch has no
     # lower bound: the product never writes an id below 1, but a row inserted by hand with one
     # (say -1, seq 0) would otherwise be shown by the log pages and never read here.
     events = AuditEvent.objects.order_by("id")
-    batch = list(events[:batch_size])
-    while batch:
+    page = events
+    while True:
+        try:
+            batch: list[AuditEvent | int] = list(page[:batch_size])
+        except _UNREADABLE:
+            batch = list(_one_by_one(page, batch_size))
+        except OperationalError as exc:
+            if not _undecodable(exc):
+                raise
+            batch = list(_one_by_one(page, batch_size))
+        if not batch:
+            return
         yield from batch
-        batch = list(events.filter(id__gt=batch[-1].id)[:batch_size])
+        last = batch[-1]
+        page = events.filter(id__gt=last if isinstance(last, int) else last.id)
+
+
+def _one_by_one(page: models.QuerySet[AuditEvent], size: int) -> Iterator[AuditEvent | int]:
+    # Only a batch that failed to read comes here: its ids (plain integers, always readable),
+    # then each row alone, to find the ones that cannot be read.
+    for event_id in page.values_list("id", flat=True)[:size]:
+        try:
+            yield AuditEvent.objects.get(id=event_id)
+        except _UNREADABLE:
+            yield event_id
+        except OperationalError as exc:
+            if not _undecodable(exc):
+                raise
+            yield event_id
+
+
+def _same_digest(stored: Any, expected: str) -> bool:
+    """Compare an HMAC read from the database with the one computed, in constant time. As bytes:
+    compare_digest refuses str with non-ASCII characters (a TypeError), and a tampered column
+    may hold any text, or in SQLite not text at all."""
+    if not isinstance(stored, str):
+        return False
+    return hmac.compare_digest(stored.encode("utf-8", "surrogatepass"), expected.encode())
+
+
+def _content_intact(event: AuditEvent) -> bool:
+    try:
+        expected = _sign(event)
+    except (*_UNREADABLE, AttributeError):
+        # A value the log never writes (`at` that is no date reads back as None): altered.
+        return False
+    return _same_digest(event.hmac, expected)
 
 
 def audit_verify() -> AuditVerdict:
@@ -266,13 +326,18 @@ def audit_verify() -> AuditVerdict:
     are counted by the next verification, where reading the head last would have counted one
     event too few and called the log cut. They are still checked now: a row past the head is
     either such an event, chained and signed, or one forged onto the end."""
-    head = AuditChainHead.objects.filter(id=1).first()
+    try:
+        head = AuditChainHead.objects.filter(id=1).first()
+    except OperationalError as exc:
+        if not _undecodable(exc):
+            raise
+        return AuditVerdict(False, 0, None, "the chain head was altered: it cannot be read")
     if head is None:  # made by the migrations, before any event: never deleted by the product
         return AuditVerdict(False, 0, None, "the chain head is missing: the log was "
                             "emptied, or its head deleted")
     sealed = head_seal(events=head.events, last_event_id=head.last_event_id,
                        last_hmac=head.last_hmac)
-    if not hmac.compare_digest(head.seal, sealed):
+    if not _same_digest(head.seal, sealed):
         return AuditVerdict(False, 0, head.last_event_id or None,
                             "the chain head was altered: it is not the one the log last wrote")
     expected_prev = GENESIS
@@ -280,6 +345,8 @@ def audit_verify() -> AuditVerdict:
     checked = 0
     last: AuditEvent | None = None
     for event in _chain():
+        if isinstance(event, int):  # a row that cannot even be read as an event
+            return AuditVerdict(False, checked, event, "its content was altered")
         # Events past the head (written after it was read) are checked like the rest, only not
         # counted against it: skipping them unchecked let a row forged onto the end pass.
         if event.seq != expected_seq:
@@ -288,7 +355,7 @@ def audit_verify() -> AuditVerdict:
         if event.prev_hmac != expected_prev:
             return AuditVerdict(False, checked, event.id,
                                 "does not follow the previous event: the chain was altered")
-        if not hmac.compare_digest(event.hmac, _sign(event)):
+        if not _content_intact(event):
             return AuditVerdict(False, checked, event.id, "its content was altered")
         expected_prev = event.hmac
         expected_seq += 1
@@ -302,6 +369,18 @@ def audit_verify() -> AuditVerdict:
     if last is not None and (head.last_hmac != last.hmac or head.last_event_id != last.id):
         return AuditVerdict(False, checked, last.id, "the newest event was replaced")
     return AuditVerdict(True, checked, head=head)
+
+
+def audit_event_place(*, event_id: int) -> tuple[Any, str] | None:
+    """The seq and action of the event `audit_verify` named, as stored (a tampered row may hold
+    anything there); None when the row is gone or these two columns cannot be read."""
+    try:
+        # Only the two columns named: the rest of a tampered row may not read as an event.
+        return AuditEvent.objects.filter(pk=event_id).values_list("seq", "action").first()
+    except OperationalError as exc:
+        if not _undecodable(exc):
+            raise
+        return None
 
 
 # --- Reading and exporting the log ----------------------------------------------------------
@@ -542,3 +621,23 @@ def csv_cell(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     return value
+
+
+# Characters that act on a terminal instead of showing: C0 and C1 controls (ESC starts the
+# sequences that clear the screen, retitle the window or rewrite earlier lines; a newline forges
+# a line of its own) and the invisible bidirectional embeddings, overrides and isolates, which
+# show a name spelled backwards. The same characters an integration name may not hold.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def is_terminal_control(char: str) -> bool:
+    return unicodedata.category(char) == "Cc" or char in _BIDI_CONTROLS
+
+
+def terminal_text(value: Any) -> str:
+    """`value` safe to print to a terminal: each control character written as its escape (ESC as
+    \\x1b, a newline as \\n), because text an administrator or a sign-in form can set (a group
+    or user name, a tampered audit row) would otherwise run as terminal commands when a command
+    prints it."""
+    return "".join(char.encode("unicode_escape").decode("ascii") if is_terminal_control(char)
+                   else char for char in str(value))

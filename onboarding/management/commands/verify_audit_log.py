@@ -5,8 +5,7 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from onboarding.management.commands._base import OnboardingCommand
-from onboarding.models import AuditEvent
-from onboarding.services.audit import audit_verify
+from onboarding.services.audit import audit_event_place, audit_verify, terminal_text
 
 
 class Command(OnboardingCommand):
@@ -15,8 +14,11 @@ class Command(OnboardingCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         verdict = audit_verify()
         if not verdict.ok:
-            raise CommandError(f"Audit log NOT intact after {verdict.checked} good events: "
-                               f"{_where(verdict.bad_event_id)}{verdict.reason}.", returncode=1)
+            # Values read from a tampered row (its action, its seq) are whatever was written
+            # there: shown escaped, never run by the terminal.
+            raise CommandError(terminal_text(
+                f"Audit log NOT intact after {verdict.checked} good events: "
+                f"{_where(verdict.bad_event_id)}{verdict.reason}."), returncode=1)
         self.stdout.write(f"Audit log intact: {verdict.checked} events.")
         # Kept somewhere else (a log shipper, a ticket), this line shows a later rollback of the
         # whole database, head included, to an older copy: the count and HMAC would go back.
@@ -30,7 +32,8 @@ def _where(event_id: int | None) -> str:
     event's (the head itself is missing or altered before any event)."""
     if event_id is None:
         return ""
-    event = AuditEvent.objects.filter(pk=event_id).first()
-    if event is None:
+    found = audit_event_place(event_id=event_id)
+    if found is None:
         return f"event id {event_id}: "
-    return f"event id {event_id} (seq {event.seq}, {event.action}): "
+    seq, action = found
+    return f"event id {event_id} (seq {seq}, {action}): "
