@@ -3,8 +3,8 @@
 Plain values in, plain results out: this module knows no models and reads no settings, so the
 check service decides which base URL and timeouts apply and what gets stored. Every network fault
 becomes a `TokenResult` with an `Outcome` and one sentence a lead understands; only a bad base URL
-(a configuration error) raises. Secrets, tokens and response bodies never reach a message, an
-exception or the log.
+(a configuration error) raises, as `AccountsURLError`. Secrets, tokens and response bodies never
+reach a message, an exception or the log.
 """
 
 from __future__ import annotations
@@ -25,20 +25,24 @@ from urllib3.util import Timeout
 from onboarding import __version__
 from onboarding.iqmetrix_wire import (
     BODY_READ_ERRORS,
+    AccountsURLError,
     BodyDeadline,
     checked_base_url,
     in_words,
     is_timeout,
+    is_token_text,
     json_object,
     network_error_kind,
     oauth_error_code,
     parse_expires_in,
     parse_retry_after,
     read_capped,
+    storable_json,
 )
 
 __all__ = [
     "USER_AGENT",
+    "AccountsURLError",
     "Outcome",
     "TokenResult",
     "refresh_access_token",
@@ -233,6 +237,16 @@ def _send(
         )
     except requests.RequestException as exc:
         raise _network_fault(exc, target, limits=(connect, read)) from None
+    except ValueError:
+        # Not a network fault: a value that cannot go into an HTTP request, e.g. a header value
+        # http.client cannot encode as Latin-1 (UnicodeEncodeError). Its text names the character
+        # and its position, and the value may be a token, so none of it is passed on.
+        raise _Fault(
+            Outcome.UNREACHABLE,
+            f"Aisle Keys could not send its request to the iQmetrix accounts host for "
+            f"{target.env} ({target.host}): a value in it cannot be sent over HTTP. Report this "
+            "to the Aisle Keys maintainers.",
+        ) from None
     with response:
         if 300 <= response.status_code < 400:
             # Never read or follow: the Location could be anyone's server.
@@ -373,12 +387,18 @@ def _token_answer(answer: _Answer, *, env: str) -> _Parsed:
     access_token = data.get("access_token")
     if not isinstance(access_token, str) or not access_token.strip():
         return malformed("without an access token")
+    refresh_token = data.get("refresh_token")
+    # One rule for both tokens, and a sentence that quotes neither: a token is sent back (in the
+    # Authorization header, in a refresh form) exactly as it came, and only printable ASCII can be.
+    for which, token in (("an access", access_token), ("a refresh", refresh_token)):
+        if isinstance(token, str) and token and not is_token_text(token):
+            return malformed(f"with {which} token holding characters no OAuth token may have "
+                             "(only printable ASCII is allowed)")
     if "expires_in" not in data:
         return malformed("without an expiry (expires_in is missing)")
     expires_in, problem = parse_expires_in(data["expires_in"])
     if expires_in is None:
         return malformed(f"with an unusable expiry (expires_in {problem})")
-    refresh_token = data.get("refresh_token")
     return _Parsed(
         Outcome.OK,
         f"iQmetrix issued a token for {env}; it expires in {in_words(expires_in)}.",
@@ -452,9 +472,12 @@ def _fetch_me(
         return None, f"The token works, but /v1/me could not be read. {fault.message}"
     if answer.status == 200:
         data = json_object(answer.body) if answer.body is not None else None
-        if data is not None:
+        # The answer is stored in a JSON column: one that SQLite or PostgreSQL would refuse (NaN,
+        # Infinity, NUL, a lone surrogate) must not cost the check its record and audit event.
+        if data is not None and storable_json(data):
             return data, None
-        return None, "The token works, but /v1/me did not answer with a JSON object."
+        return None, ("The token works, but /v1/me did not answer with a JSON object Aisle Keys "
+                      "can keep.")
     if answer.status == 401:
         return None, (f"The token works, but /v1/me refused it (HTTP 401); this {target.env} user "
                       "may lack permission to read its own profile.")

@@ -1,9 +1,9 @@
 """Wire-level helpers of the iQmetrix client (onboarding.iqmetrix): pure functions, no outcomes.
 
 Base-URL rules, the bounded body read, exception-chain walking and the parsing of answer fields
-(expires_in, OAuth2 error codes, Retry-After). Kept apart so the client module reads as the
-mapping from answers to outcomes. Nothing here sees a secret it could leak: bodies are parsed,
-never echoed.
+(JSON, tokens, expires_in, OAuth2 error codes, Retry-After). Kept apart so the client module reads
+as the mapping from answers to outcomes. Nothing here sees a secret it could leak: bodies are
+parsed, never echoed.
 """
 
 from __future__ import annotations
@@ -40,24 +40,33 @@ OAUTH_ERRORS = (
 )
 
 
+class AccountsURLError(ValueError):
+    """A base URL the client refuses (a configuration error). Its own class, so callers can turn
+    exactly this into a message and let no other ValueError pass as one: a ValueError raised
+    while sending (e.g. by http.client on a header value) could quote part of a token."""
+
+
 def checked_base_url(base_url: str) -> str:
-    """The base URL without trailing slash; ValueError unless https://, or http:// on loopback."""
+    """The base URL without trailing slash; AccountsURLError unless https://, or http:// on
+    loopback."""
     # Messages name the scheme and host only: a URL with user info could carry a password.
     parts = urlsplit(base_url.strip()) if isinstance(base_url, str) else None
     if parts is None or not parts.hostname:
-        raise ValueError("The iQmetrix accounts URL must be an absolute https:// URL.")
+        raise AccountsURLError("The iQmetrix accounts URL must be an absolute https:// URL.")
     if parts.username is not None or parts.password is not None:
-        raise ValueError("The iQmetrix accounts URL must not contain a user name or password.")
+        raise AccountsURLError(
+            "The iQmetrix accounts URL must not contain a user name or password.")
     if parts.query or parts.fragment:
-        raise ValueError("The iQmetrix accounts URL must not have a query string or fragment.")
+        raise AccountsURLError(
+            "The iQmetrix accounts URL must not have a query string or fragment.")
     try:
         parts.port  # noqa: B018 -- urlsplit only validates the port when it is read
     except ValueError:
-        raise ValueError("The iQmetrix accounts URL has an invalid port.") from None
+        raise AccountsURLError("The iQmetrix accounts URL has an invalid port.") from None
     scheme = parts.scheme.lower()
     if scheme == "https" or (scheme == "http" and is_loopback(parts.hostname)):
         return base_url.strip().rstrip("/")
-    raise ValueError(
+    raise AccountsURLError(
         f"The iQmetrix accounts URL must use https:// ({scheme}://{parts.hostname} given); "
         "http:// is allowed only for loopback hosts such as 127.0.0.1."
     )
@@ -174,12 +183,66 @@ def network_error_kind(exc: requests.RequestException) -> str:
     return "other"
 
 
+def _no_constant(name: str) -> float:
+    # NaN, Infinity and -Infinity are not JSON (RFC 8259) though Python's json reads them; no
+    # honest answer holds them, and neither SQLite nor PostgreSQL keeps them in a JSON column.
+    raise ValueError("not JSON")
+
+
+def _finite_float(text: str) -> float:
+    # 1e400 is valid JSON that Python reads as inf: the same non-number under another spelling.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("not JSON")
+    return value
+
+
 def json_object(body: bytes) -> dict | None:
+    """The body as a JSON object, or None: not JSON, not an object, or holding a number that is
+    not finite (NaN, Infinity, 1e400)."""
     try:
-        data = json.loads(body.decode("utf-8-sig"))
+        data = json.loads(body.decode("utf-8-sig"), parse_constant=_no_constant,
+                          parse_float=_finite_float)
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
+
+
+# NUL and the halves of a surrogate pair: json reads "\u0000" and a lone "\ud800" into a str, but
+# PostgreSQL's jsonb refuses both (SQLite keeps them), so an answer holding one cannot be stored
+# the same way everywhere. A well-formed pair arrives as one character and does not match.
+_UNSTORABLE_TEXT = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def storable_json(value: object) -> bool:
+    """Whether a value from json_object can go into a JSON column on SQLite and PostgreSQL alike:
+    every string, keys included, free of NUL and lone surrogates, every number finite."""
+    # A loop, not recursion: json_object accepts nesting almost as deep as the recursion limit.
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if _UNSTORABLE_TEXT.search(item):
+                return False
+        elif isinstance(item, float) and not math.isfinite(item):
+            return False
+    return True
+
+
+# RFC 6749 (appendix A.12, A.17): an access or refresh token is 1*VSCHAR, printable ASCII
+# %x20-7E; RFC 6750's b64token is a subset. Anything else (a line break, NUL, a letter outside
+# ASCII) could not be sent back as it came: http.client encodes header values as Latin-1 and
+# its error would quote the token, and a line break would split the Authorization header.
+_TOKEN_TEXT = re.compile(r"[\x20-\x7e]+")
+
+
+def is_token_text(value: str) -> bool:
+    return _TOKEN_TEXT.fullmatch(value) is not None
 
 
 def parse_expires_in(value: object) -> tuple[int | None, str]:

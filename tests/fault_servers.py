@@ -144,6 +144,20 @@ def fault_server(
         thread.join(timeout=5)
 
 
+def token_then_me(token: dict | bytes | str, me: dict | bytes | str = b'{"Id": 1}') -> Handler:
+    """An accounts host that answers the token request with `token` and /v1/me with `me`, both
+    HTTP 200: a dict as JSON, text or bytes exactly as given (JSON spelled by hand, e.g. 1e400)."""
+
+    def handler(ex: Exchange) -> None:
+        body = me if ex.seen.path.endswith("/v1/me") else token
+        if isinstance(body, dict):
+            ex.reply_json(200, body)
+        else:
+            ex.reply(200, body)
+
+    return handler
+
+
 def closed_port() -> int:
     """A port on 127.0.0.1 with nothing listening (free a moment ago), for "connection refused"."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from onboarding.crypto import DecryptionError
 from onboarding.iqmetrix import (
+    AccountsURLError,
     Outcome,
     TokenResult,
     refresh_access_token,
@@ -277,7 +278,10 @@ def _claimed_run(*, package: OnboardingPackage, exchange: Any, **record: Any
     try:
         try:
             result = exchange()  # network I/O: outside any transaction, no lock held
-        except ValueError as exc:  # a bad accounts URL setting; the message names no secret
+        except AccountsURLError as exc:
+            # A bad accounts URL setting; its message names no secret. Only this error: any
+            # other ValueError's text (one from http.client quotes the value it could not
+            # encode, which may be a token) must never become a message on a page.
             raise CheckError(str(exc)) from None
         return _record(package=package, result=result, **record)
     except BaseException:
