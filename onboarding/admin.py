@@ -127,6 +127,10 @@ class PackageAdminForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         current = self.instance.current_version if self.instance.pk else None
         self.fields["base_version"].initial = current.number if current else 0
+        for name in (*PackageVersion.CREDENTIAL_FIELDS, *PackageVersion.CONFIG_FIELDS):
+            # The dashboard's words ("Client ID"), not Django's from the name ("Client id").
+            self.fields[name].label = self.fields[name].label or field_label(name,
+                                                                             capitalised=True)
         for name in PackageVersion.CREDENTIAL_FIELDS:
             shown = describe(current, name, secret=name in PackageVersion.SECRET_FIELDS)
             self.fields[name].help_text = f"Currently: {shown}. {KEEP}" if current else ""

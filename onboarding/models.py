@@ -129,12 +129,12 @@ class PackageVersion(models.Model):
         OnboardingPackage, on_delete=models.CASCADE, related_name="versions"
     )
     number = models.PositiveIntegerField()
-    client_id = EncryptedTextField(null=True, blank=True)
+    client_id = EncryptedTextField("client ID", null=True, blank=True)
     client_secret = EncryptedTextField(null=True, blank=True)
-    username = EncryptedTextField(null=True, blank=True)
+    username = EncryptedTextField("user name", null=True, blank=True)
     password = EncryptedTextField(null=True, blank=True)
-    company_id = models.PositiveBigIntegerField(null=True, blank=True)
-    location_id = models.CharField(max_length=64, blank=True)
+    company_id = models.PositiveBigIntegerField("company ID", null=True, blank=True)
+    location_id = models.CharField("location ID", max_length=64, blank=True)
     response_format = models.CharField(
         max_length=16, choices=ResponseFormat.choices, default=ResponseFormat.JSON
     )

@@ -749,3 +749,14 @@ def test_a_package_the_user_may_only_view_shows_its_current_values_masked(client
     assert "None" not in cells
     assert "client-abcdef123456" not in page and "api.user@example.com" not in page
     assert not any(secret in page for secret in SECRETS)
+
+
+def test_the_package_form_labels_read_as_the_dashboards(client, superuser, sandbox_version):
+    client.force_login(superuser)
+    client.post("/accounts/confirm/", {"password": "unused-in-tests-1234"})
+    page = client.get(f"/admin/onboarding/onboardingpackage/{sandbox_version.package.pk}"
+                      "/change/").content.decode()
+    for label in ("Client ID", "Client secret", "User name (e-mail)", "Company ID",
+                  "Location ID", "Response format"):
+        assert f">{label}:</label>" in page
+    assert "Client id" not in page and "Company id" not in page
