@@ -81,14 +81,35 @@ def _required(name: str, *, dev_default: str | None = None) -> str:
     )
 
 
-def _duration(name: str, default: str) -> timedelta:
-    """"90", "90s", "15m", "24h" or "7d"; plain numbers are seconds."""
-    raw = env.str(name, default=default).strip().lower()
-    match = re.fullmatch(r"(\d+)\s*([smhd]?)", raw)
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _seconds(text: str) -> int:
+    """"90", "90s", "15m", "24h" or "7d" in seconds; ValueError if it is not written like that."""
+    match = re.fullmatch(r"(\d+)\s*([smhd]?)", text.strip().lower(), flags=re.ASCII)
     if not match:
-        raise ImproperlyConfigured(f"{name} must be a duration like 3600, 90m, 24h or 7d.")
-    unit = {"": "seconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-    return timedelta(**{unit[match.group(2)]: int(match.group(1))})
+        raise ValueError(text)
+    # More digits than any bound has: out of range, without int() of a string of any length.
+    digits = match.group(1).lstrip("0") or "0"
+    if len(digits) > 12:
+        return 10**13
+    return int(digits) * _UNIT_SECONDS[match.group(2)]
+
+
+def _duration(name: str, default: str, *, minimum: str = "1m", maximum: str) -> timedelta:
+    """A duration setting (plain numbers are seconds), from `minimum` to `maximum`. Zero would
+    switch its rule off in a way nobody notices (a promotion guard that nothing passes, a
+    session that ends as it starts, a lockout without a pause), and a huge one cannot even be
+    added to the current time (an OverflowError at start-up, or a 500 at every sign-in once the
+    session's expiry date is computed)."""
+    try:
+        seconds: int | None = _seconds(env.str(name, default=default))
+    except ValueError:
+        seconds = None
+    if seconds is None or not _seconds(minimum) <= seconds <= _seconds(maximum):
+        raise ImproperlyConfigured(f"{name} must be a duration from {minimum} to {maximum}, "
+                                   "like 3600, 90m, 24h or 7d.")
+    return timedelta(seconds=seconds)
 
 
 def _accounts_url(name: str, default: str) -> str:
@@ -254,15 +275,17 @@ LOGOUT_REDIRECT_URL = "login"
 
 # Lockout after repeated failures, with a cool-off rather than a permanent lock.
 AXES_FAILURE_LIMIT = _number("AXES_FAILURE_LIMIT", 5, minimum=1)
-AXES_COOLOFF_TIME = _duration("AXES_COOLOFF", "15m")
+# At most 30 days: a cool-off, not a permanent lock (an administrator unlocks with axes_reset).
+AXES_COOLOFF_TIME = _duration("AXES_COOLOFF", "15m", maximum="30d")
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
 
 # Sessions: idle timeout (renewed on every request) and an absolute lifetime (middleware).
-SESSION_IDLE_TIMEOUT = _duration("SESSION_IDLE_TIMEOUT", "30m")
-SESSION_MAX_AGE = _duration("SESSION_MAX_AGE", "12h")
+# At most 30 days idle and a year in all: a session is a sign-in to Production credentials.
+SESSION_IDLE_TIMEOUT = _duration("SESSION_IDLE_TIMEOUT", "30m", maximum="30d")
+SESSION_MAX_AGE = _duration("SESSION_MAX_AGE", "12h", maximum="365d")
 SESSION_COOKIE_AGE = int(SESSION_IDLE_TIMEOUT.total_seconds())
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
@@ -351,7 +374,8 @@ IQMETRIX_READ_TIMEOUT = _number("IQMETRIX_READ_TIMEOUT", 15.0, kind=float, minim
                                 maximum=60)
 IQMETRIX_FETCH_ME = _flag("IQMETRIX_FETCH_ME", True)
 
-PROMOTION_MAX_CHECK_AGE = _duration("PROMOTION_MAX_CHECK_AGE", "24h")
+# At most a year: an older passing check says nothing about today's Sandbox credentials.
+PROMOTION_MAX_CHECK_AGE = _duration("PROMOTION_MAX_CHECK_AGE", "24h", maximum="365d")
 SUDO_MINUTES = _number("SUDO_MINUTES", 10, minimum=1)
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").strip().upper() or "INFO"

@@ -217,6 +217,35 @@ def test_a_bad_value_stops_start_up_naming_the_variable(variable, value):
     assert "db-secret-pw" not in result.stderr  # a database URL may carry a password
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SESSION_IDLE_TIMEOUT", "99999999999d"),  # was an OverflowError traceback
+        ("SESSION_IDLE_TIMEOUT", "3000000d"),  # was accepted, then a 500 at every sign-in
+        ("SESSION_IDLE_TIMEOUT", "0"),
+        ("SESSION_IDLE_TIMEOUT", "31d"),
+        ("SESSION_MAX_AGE", "0m"),
+        ("SESSION_MAX_AGE", "366d"),
+        ("AXES_COOLOFF", "0"),
+        ("AXES_COOLOFF", "99999999999d"),
+        ("PROMOTION_MAX_CHECK_AGE", "0"),
+        ("PROMOTION_MAX_CHECK_AGE", "9" * 5000),  # more digits than int() reads from text
+        ("PROMOTION_MAX_CHECK_AGE", "366d"),
+    ],
+)
+def test_a_duration_out_of_its_range_stops_start_up_naming_the_variable(variable, value):
+    result = manage("check", env=clean_env(**production_keys(), **{variable: value}))
+    _assert_refuses_naming(result, variable)
+    assert "must be a duration from" in result.stderr
+
+
+def test_durations_at_their_bounds_are_accepted():
+    result = manage("check", env=clean_env(
+        **production_keys(), SESSION_IDLE_TIMEOUT="30d", SESSION_MAX_AGE="365d",
+        AXES_COOLOFF="1m", PROMOTION_MAX_CHECK_AGE="8760h"))
+    assert result.returncode == 0, result.stderr
+
+
 def test_a_misspelt_prepared_statements_flag_stops_start_up():
     # Not quietly read as "false", which would turn statement preparation off.
     result = manage("check", env=clean_env(
