@@ -74,7 +74,7 @@ def test_a_lead_adds_a_sandbox_package_by_pasting_the_guide_curl(client, lead):
     assert "Saved Sandbox version 1 of Shop Floor." in text
     assert "Taken from the pasted text: client ID, client secret, user name and password." in text
     # A first version is not "edited": its source says how it was entered.
-    assert "by lead (entered in a form)" in response.content.decode()
+    assert "by lead · Entered in a form" in response.content.decode()
     assert_no_secret(response.content)
 
 

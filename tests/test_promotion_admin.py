@@ -637,3 +637,11 @@ def test_the_integration_page_shows_promotions_with_who_when_why(client, lead, p
     assert "launch" in html and "release" in html
     assert history_url(promoted) in html
     assert KNOWN_SECRET not in html and PRODUCTION_SECRET not in html
+
+
+def test_the_integration_page_names_a_promoted_version_as_the_history_does(client, lead,
+                                                                           promoted):
+    # It printed "(promoted from sandbox)": the environment's name lower-cased.
+    client.force_login(lead)
+    html = client.get(reverse("dashboard:integration", args=[promoted.uuid])).content.decode()
+    assert "· Promoted from Sandbox</dd>" in html and "promoted from sandbox" not in html
