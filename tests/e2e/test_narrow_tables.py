@@ -1,5 +1,6 @@
 """The data tables on a phone: below 600 px each row is a stacked block, every cell on its own line
-after its column name (data-label), so nothing is off to the right of the screen."""
+after its column name (data-label), so nothing is off to the right of the screen. On a desktop
+too, a long unbroken reason (a pasted URL) wraps inside its cell instead of widening the table."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from tests.test_promotion import passing_check
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 PHONE = {"width": 360, "height": 740}
+DESKTOP = {"width": 1280, "height": 800}
+# A reason is free text of up to 2,000 characters: a pasted link is one word that long.
+LONG_URL = "https://tickets.example.com/browse/" + "A1b2C3d4" * 245
 
 # Every table cell, and every button or field on the page, whose right edge is past the
 # viewport's (the page itself does not scroll sideways: .table-wrap scrolls instead).
@@ -65,3 +69,29 @@ def test_tables_fit_a_360_px_phone(page, superuser, release_manager):
            ).to_have_count(1)
     box = rollback.bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+
+
+def test_a_long_unbroken_reason_wraps_in_its_cell_at_desktop_width(page, superuser,
+                                                                    release_manager):
+    sandbox = onboard()
+    passing_check(sandbox)
+    integration = sandbox.package.integration
+    onboard(environment="production", client_id="prod-client-998877", company_id=555)
+    assert len(LONG_URL) <= 2000
+    promotion_apply(integration=integration, actor=release_manager, reason=LONG_URL,
+                    copy_credentials=False, reviewed_sandbox_version=None,
+                    reviewed_production_version=None)
+
+    page.set_viewport_size(DESKTOP)
+    login(page, "root")
+    for url, table in ((f"/integrations/{integration.uuid}/production/history/",
+                        "table.promotions"),
+                       ("/audit/", "table.audit-log")):
+        page.goto(url)
+        expect(page.locator(f"{table} tbody tr").first).to_be_visible()
+        shot(page, "desktop-" + table.split(".")[1])
+        assert page.evaluate(OFF_SCREEN) == [], url
+    # The other columns keep readable widths: the "What" sentence is not squeezed to a word.
+    page.goto(f"/integrations/{integration.uuid}/production/history/")
+    what = page.locator("table.promotions tbody td[data-label=What]").first.bounding_box()
+    assert what["width"] > 150
