@@ -109,6 +109,25 @@ def test_the_outcome_is_announced_through_a_live_region_that_was_already_there(
     # Seen too: the new card is highlighted once (a fast answer looks like the last one).
     expect(page.get_by_role("article", name="Sandbox")).to_have_class(re.compile("just-updated"))
 
+@pytest.mark.parametrize("where", ["overview", "integration page"])
+def test_a_failed_outcome_is_announced_with_a_space_between_time_and_message(
+        page, lead, accounts_host, where):
+    # The overview's cell put the message right after the time ("…04:29 PM CSTiQmetrix
+    # rejected…"): the message is a block on screen, but the announcer reads the text.
+    integration = onboard("Acme POS", **demo_credentials(password="not-the-password")
+                          ).package.integration
+    login(page, "lead")
+    if where == "integration page":
+        page.goto(_integration_page(integration))
+    sandbox = page.get_by_role("article", name="Sandbox")
+    sandbox.get_by_role("button", name="Check now").click()
+    expect(sandbox).to_contain_text("Failed")
+    shown_time = sandbox.locator(".last-check time").text_content().strip()
+    message = sandbox.locator(".last-check .check-message").text_content().strip()
+    assert message
+    expect(page.locator("#announcer")).to_contain_text(f"{shown_time} {message}")
+
+
 def test_the_recent_checks_table_follows_check_now_on_the_integration_page(page, lead,
                                                                             accounts_host):
     integration = onboard("Acme POS", **demo_credentials()).package.integration
