@@ -112,6 +112,28 @@ def test_access_report_prints_table_csv_and_json(release_manager, superuser, out
     assert "release" in table and "how: group Release managers" in table
 
 
+ESCAPES = "\x1b]0;pwned\x07\x1b[2J\u202e"  # retitle the window, clear the screen, reverse text
+
+
+def test_names_with_escape_codes_are_printed_escaped_in_every_format(db):
+    # Group names are set in the admin, user names by whoever creates the account: neither is
+    # checked for control characters, so the command must not print them raw.
+    group = Group.objects.create(name=f"ops{ESCAPES}")
+    group.permissions.add(Permission.objects.get(codename="view_production"))
+    make_user(f"bob{ESCAPES}").groups.add(group)
+    for fmt in ("table", "csv", "json"):
+        out = command(fmt)
+        assert not any(char in out for char in "\x1b\x07\u202e"), fmt
+    table = command("table")
+    assert "how: group ops\\x1b]0;pwned\\x07\\x1b[2J\\u202e" in table
+    assert "bob\\x1b]0;pwned" in table
+    assert "ops\\x1b]0;pwned" in command("csv")
+    # JSON keeps the names exactly, as its own \u escapes.
+    rows = [json.loads(line) for line in command("json").splitlines()]
+    assert rows[0]["user"] == f"bob{ESCAPES}"
+    assert rows[0]["how"] == f"group ops{ESCAPES}"
+
+
 def test_an_empty_report_says_so(db):
     assert command("table").strip() == "Nobody has Production access."
 

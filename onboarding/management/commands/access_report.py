@@ -8,7 +8,7 @@ from django.core.management.base import CommandParser
 
 from onboarding.management.commands._base import OnboardingCommand
 from onboarding.services.access_report import REPORT_COLUMNS, access_report
-from onboarding.services.audit import csv_cell
+from onboarding.services.audit import csv_cell, terminal_text
 
 
 class Command(OnboardingCommand):
@@ -18,12 +18,18 @@ class Command(OnboardingCommand):
         parser.add_argument("--format", choices=["table", "csv", "json"], default="table")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        rows = [row.as_dict() for row in access_report()]
         fmt = options["format"]
         if fmt == "json":
-            for row in rows:
-                self.stdout.write(json.dumps(row))
-        elif fmt == "csv":
+            # json.dumps writes every control and non-ASCII character as a \u escape: nothing
+            # in a name reaches the terminal raw.
+            for row in access_report():
+                self.stdout.write(json.dumps(row.as_dict()))
+            return
+        # User, group and integration names are text an administrator sets, and escape codes in
+        # them would run on the terminal this prints to (clear it, rewrite lines, retitle it):
+        # every value is printed through terminal_text, which shows them escaped.
+        rows = [{k: terminal_text(v) for k, v in row.as_dict().items()} for row in access_report()]
+        if fmt == "csv":
             writer = csv.DictWriter(self.stdout, fieldnames=REPORT_COLUMNS, lineterminator="\n")
             writer.writeheader()
             writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
