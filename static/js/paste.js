@@ -355,24 +355,39 @@
     }
     var result = parse(box.value);
     var filled = [];
+    var kept = [];
     Object.keys(result.values).forEach(function (name) {
       var input = form.elements.namedItem(name);
-      if (input && "value" in input) {
+      if (!input || !("value" in input)) { return; }
+      // Only empty fields, as the help text promises and as the server's merge does without
+      // this script (dashboard/forms.py, _merge_paste): what the lead typed wins.
+      if (!input.value.trim()) {
         input.value = result.values[name];
         filled.push(name);
+      } else if (input.value !== result.values[name]) {
+        kept.push(name);
       }
     });
     var text;
     if (result.error) {
       text = result.error;
     } else {
-      text = "Filled from the paste: " + labels(filled) + ". Check them, then save.";
-      if (filled.length) {
-        // The pasted text holds the secrets in the clear, where the fields now mask them: it
-        // is not left on screen (or sent again with the form, which no longer needs it).
-        box.value = "";
-        text += " The pasted text was cleared so its secrets are not left on screen.";
+      var said = [];
+      if (filled.length) { said.push("Filled from the paste: " + labels(filled) + "."); }
+      // Named, never the values: the status is on screen and read aloud.
+      if (kept.length) {
+        said.push("Kept what you typed in the " + labels(kept) + ": the paste holds " +
+          (kept.length > 1 ? "other values" : "another value") + ". To take the pasted " +
+          (kept.length > 1 ? "ones" : "one") + ", empty the field and paste again.");
       }
+      if (!said.length) { said.push("The fields already hold what the paste holds."); }
+      if (filled.length) { said.push("Check them, then save."); }
+      text = said.join(" ");
+      // The pasted text holds the secrets in the clear, where the fields mask them: it is not
+      // left on screen (or sent again with the form). Everything in it is in a field now or
+      // was turned down for a typed value, so the server's merge would find nothing to fill.
+      box.value = "";
+      text += " The pasted text was cleared so its secrets are not left on screen.";
       var env = formEnvironment(form);
       if (result.environment && env && result.environment !== env) {
         text += " Note: the pasted command is for the " +

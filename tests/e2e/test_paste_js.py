@@ -58,3 +58,23 @@ def test_a_paste_made_before_the_script_loaded_still_fills_the_fields(page, lead
     expect(page.locator("#paste-status")).to_contain_text(
         "Filled from the paste: client ID and client secret.")
     assert page.get_by_label("Client ID").input_value() == "early-id"
+
+
+def test_a_paste_fills_only_the_empty_fields_and_names_the_typed_ones_it_kept(page, lead):
+    # The help text says "It fills the fields you leave empty", and the server's merge (without
+    # JavaScript) keeps typed values: the browser must not overwrite them either.
+    login(page, "lead")
+    page.goto("/integrations/new/")
+    page.get_by_label("Client ID").fill("typed-client-id")
+    page.get_by_label("User name").fill("same@example.com")
+    page.get_by_label("The cURL command or the Postman environment").fill(
+        "curl -d 'grant_type=password&client_id=pasted-client-id&client_secret=pasted-secret"
+        "&username=same@example.com'")
+    status = page.locator("#paste-status")
+    expect(status).to_contain_text("Filled from the paste: client secret.")
+    expect(status).to_contain_text("Kept what you typed in the client ID")
+    assert "user name" not in status.inner_text()  # it held the same value: nothing to say
+    assert "pasted-client-id" not in status.inner_text()  # names only, never values
+    assert page.get_by_label("Client ID").input_value() == "typed-client-id"
+    assert page.get_by_label("Client secret").input_value() == "pasted-secret"
+    assert page.get_by_label("User name").input_value() == "same@example.com"
