@@ -152,6 +152,34 @@ def test_the_report_says_who_gave_group_and_superuser_access_from_the_audit_log(
     assert root_row.sources[0].granted_by == "system"  # created outside any request
 
 
+def test_each_way_in_has_its_own_granter_and_time_in_the_same_order(superuser):
+    audited = make_user("dave", "Integration leads")  # joined by "system", as the log says
+    unrecorded = make_user("carol")
+    with connection.cursor() as cursor:  # past the signals: the log never saw this membership
+        cursor.execute("INSERT INTO auth_user_groups (user_id, group_id) VALUES (%s, %s)",
+                       [unrecorded.pk, Group.objects.get(name="Integration leads").pk])
+    until = timezone.now() + timedelta(days=1)
+    for user in (audited, unrecorded):
+        grant_create(user=user, role=Role.CHECK, granted_by=superuser, reason="on call",
+                     valid_until=until)
+    orphan = AccessGrant.objects.create(user=unrecorded, role=Role.EDIT, reason="on call",
+                                        granted_by=None, valid_until=until)  # granter deleted
+    rows = {row["user"]: row for row in map(json.loads, command("json").splitlines())}
+    parsed = {row["user"]: row for row in csv.DictReader(StringIO(command("csv")))}
+    for exported in (rows, parsed):
+        dave, carol = exported["dave"], exported["carol"]
+        assert dave["how"].startswith("group Integration leads; grant #")
+        assert dave["granted_by"] == "system; root"
+        assert carol["how"].startswith("group Integration leads; grant #")
+        assert f"; grant #{orphan.pk} until" in carol["how"]
+        assert carol["granted_by"] == "—; root; (deleted user)"
+        times = carol["granted_at"].split("; ")
+        assert times[0] == "—" and times[2] == orphan.granted_at.isoformat()
+        for row in (dave, carol):
+            assert (len(row["how"].split("; ")) == len(row["granted_by"].split("; "))
+                    == len(row["granted_at"].split("; ")))
+
+
 def _team(first: int, size: int, granter: User) -> None:
     """Users who hold Production access each way the report names: group, permission, grant
     on all integrations and on one."""

@@ -46,6 +46,11 @@ class SourceKind(TextChoices):
     GRANT = "grant", "Grant"
 
 
+# A source the audit log has no record of giving (access given before the log began, or
+# written to the database past the application): who gave it, and when, is unknown.
+UNKNOWN = "—"
+
+
 @dataclass(frozen=True)
 class AccessSource:
     """One reason a user holds Production roles."""
@@ -58,6 +63,14 @@ class AccessSource:
     granted_at: datetime | None = None
     valid_until: datetime | None = None
     grant: AccessGrant | None = None
+
+    @property
+    def granter(self) -> str:
+        """Who gave this source, in the page's words: a grant whose granter's account was deleted
+        says so, as the page does."""
+        if self.granted_by:
+            return self.granted_by
+        return "(deleted user)" if self.kind == SourceKind.GRANT else UNKNOWN
 
 
 @dataclass
@@ -94,10 +107,12 @@ class AccessRow:
                 f"{i.name}: {' '.join(sorted_roles(r))}"
                 for i, r in sorted(self.by_integration.items(), key=lambda kv: kv[0].name)
             ),
+            # One entry per source in each of these three, in the same order, so the nth
+            # granter and time belong to the nth way in: a granter is never left out or merged.
             "how": "; ".join(s.label for s in self.sources),
-            "granted_by": "; ".join(sorted({s.granted_by for s in self.sources if s.granted_by})),
-            "granted_at": "; ".join(s.granted_at.isoformat() for s in self.sources
-                                    if s.granted_at),
+            "granted_by": "; ".join(s.granter for s in self.sources),
+            "granted_at": "; ".join(s.granted_at.isoformat() if s.granted_at else UNKNOWN
+                                    for s in self.sources),
             "last_production_action": last.action if last else "",
             "last_production_action_at": last.at.isoformat() if last else "",
         }
