@@ -142,13 +142,31 @@ def test_preview_reports_changed_unchanged_and_new_fields(with_production, relea
     assert preview.allowed and preview.default_credentials == "keep"
 
 
-def test_secrets_are_never_new_only_changed_and_never_values(checked_sandbox, release_manager):
+def test_with_no_production_version_every_field_set_is_new_secrets_too(checked_sandbox,
+                                                                        release_manager):
+    preview = promotion_preview(integration=checked_sandbox.package.integration,
+                                actor=release_manager)
+    copy = {row["field"]: row["status"] for row in preview.diff_copy}
+    # Nothing is stored in Production to change, or to give away by saying "new".
+    assert copy["client_secret"] == copy["password"] == "new"
+    assert copy["client_id"] == copy["username"] == "new"
+    assert preview.default_credentials == "copy"  # Production has no credentials yet
+    assert KNOWN_SECRET not in repr(preview.diff_copy) + repr(preview.diff_keep)
+    promotion = promote(checked_sandbox.package.integration, release_manager,
+                        copy_credentials=True)
+    assert {row["field"]: row["status"] for row in promotion.diff}["password"] == "new"
+
+
+def test_secrets_of_a_production_version_are_never_new_only_changed(checked_sandbox,
+                                                                    release_manager):
+    # Production's stored password is empty: "new" would tell the reader so.
+    onboard(environment=Environment.PRODUCTION, client_id="prod-client-998877",
+            username="prod.user@example.com", client_secret="", password="")
     preview = promotion_preview(integration=checked_sandbox.package.integration,
                                 actor=release_manager)
     copy = {row["field"]: row["status"] for row in preview.diff_copy}
     assert copy["client_secret"] == copy["password"] == "changed"
-    assert copy["client_id"] == "new"
-    assert preview.default_credentials == "copy"  # Production has no credentials yet
+    assert copy["client_id"] == "changed"
     assert KNOWN_SECRET not in repr(preview.diff_copy) + repr(preview.diff_keep)
 
 

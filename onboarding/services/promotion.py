@@ -131,14 +131,19 @@ def _blank(value: Any) -> bool:
 
 
 def field_diff(*, before: PackageVersion | None, after: dict[str, Any]) -> list[dict[str, str]]:
-    """[{field, status}] of `after` against `before`; secrets are never "new", only changed."""
+    """[{field, status}] of `after` against `before`. Against a version, secrets are never
+    "new", only changed; with no version at all, every field that gets a value is new."""
     rows = []
     for name in DIFF_FIELDS:
         old, new = _read(before, name), after.get(name)
         readable = old is not _ABSENT and new is not _ABSENT
         if readable and (old == new or (_blank(old) and _blank(new))):
             status = DiffStatus.UNCHANGED
-        elif _blank(old) and not _blank(new) and name not in PackageVersion.SECRET_FIELDS:
+        # "new" for a secret of an existing version would tell whoever reads the diff (the
+        # confirmation page, the history) that the stored secret is empty. Without a version
+        # nothing is stored to tell about, and "changed" would claim there was a value before.
+        elif _blank(old) and not _blank(new) and (
+                before is None or name not in PackageVersion.SECRET_FIELDS):
             status = DiffStatus.NEW
         else:
             status = DiffStatus.CHANGED
