@@ -324,7 +324,12 @@ def promotion_apply(
 
     The reviewed versions are what the confirmation showed (a uuid, or "none"): the choices made
     there, above all keeping or copying credentials, only hold for those versions, so a change
-    of either side since refuses. None skips that side's check (no review step)."""
+    of either side since refuses. None skips that side's check (no review step). The one
+    exception is the caller's own promotion of that very Sandbox version over that very
+    Production version with the same credentials choice, which is what a second click or a
+    resent confirmation finds: it is returned as done, with no second version or event (as
+    rollback_apply does), rather than refused with a sentence that would invite promoting
+    again."""
     _audit_if_denied(actor=actor, integration=integration, meta=meta, attempted="promote")
     with transaction.atomic():
         # Lock Sandbox first (package_store locks it too), so it cannot change between the
@@ -339,9 +344,19 @@ def promotion_apply(
         # Production slot's creation back with it.
         package = _production_package_locked(integration)
         previous = package.current_version  # read under the lock: the version we replace
-        reasons += _changed_since_review("Production", current=previous,
-                                         reviewed=reviewed_production_version)
-        reason = _reason_or_refuse(reason, reasons, what="promotion")
+        changed = _changed_since_review("Production", current=previous,
+                                        reviewed=reviewed_production_version)
+        no_reason: list[str] = []
+        reason = _reason_or_refuse(reason, no_reason, what="promotion")
+        if (changed and not reasons and not no_reason and sandbox is not None
+                and previous is not None):
+            # Read under the lock, so of two identical posts the second sees the first's result.
+            repeat = _repeated_promotion(current=previous, actor=actor, sandbox=sandbox,
+                                         reviewed_production=reviewed_production_version,
+                                         copy_credentials=copy_credentials)
+            if repeat is not None:
+                return repeat
+        reasons += changed + no_reason
         if reasons or sandbox is None:
             raise PromotionRefused(reasons)
         values = _proposed(sandbox=sandbox, production=previous, copy_credentials=copy_credentials)
@@ -354,6 +369,26 @@ def promotion_apply(
             meta=meta, copied_credentials=copy_credentials,
             details={"sandbox_version": sandbox.number, "copied_credentials": copy_credentials},
         )
+
+
+def _repeated_promotion(*, current: PackageVersion, actor: Any, sandbox: PackageVersion,
+                        reviewed_production: UUID | str | None, copy_credentials: bool
+                        ) -> Promotion | None:
+    """The promotion that made `current`, if it is this very request made before: by `actor`,
+    of the current Sandbox version, over the Production version they reviewed, with the same
+    credentials choice. Someone else's identical promotion is not theirs to claim (as in
+    _repeated_rollback): they are told Production changed."""
+    promotions = Promotion.objects.filter(
+        new_version=current, kind=PromotionKind.PROMOTION, performed_by=actor,
+        source_version=sandbox, copied_credentials=copy_credentials)
+    if str(reviewed_production) == "none":
+        promotions = promotions.filter(previous_version__isnull=True)
+    else:
+        try:
+            promotions = promotions.filter(previous_version__uuid=UUID(str(reviewed_production)))
+        except ValueError:  # not a version's uuid: no promotion was made over it
+            return None
+    return promotions.select_related("source_version", "new_version").first()
 
 
 def rollback_apply(
