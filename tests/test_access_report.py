@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from onboarding.models import AccessGrant, AuditEvent, Environment, Integration, Role
 from onboarding.services.access import can
 from onboarding.services.access_report import _last_actions, access_report
-from onboarding.services.audit import AuditAction, audit_record
+from onboarding.services.audit import AuditAction, audit_acting, audit_record
 from onboarding.services.grants import grant_create
 from tests.conftest import make_user
 from tests.explain import index_scans, last_query, postgres_only
@@ -241,6 +241,22 @@ def test_each_rows_last_production_action_is_its_newest_that_was_not_refused(
     assert rows["release"].last_action.action == AuditAction.ROLLBACK
     assert rows["quiet"].last_action is None
     assert "outsider" not in rows  # no Production role: not listed, whatever it did there
+
+
+def test_a_password_change_is_audited_under_production_but_is_no_production_action(superuser):
+    viewer = make_user("viewer")
+    viewer.user_permissions.add(Permission.objects.get(codename="view_production"))
+    audit_record(action=AuditAction.CHECK, actor=superuser, environment=PROD)
+    for user in (superuser, viewer):
+        with audit_acting(actor=user):  # as the password page does: each changes their own
+            user.set_password("another-long-passphrase-77")
+            user.save()
+    changes = AuditEvent.objects.filter(action=AuditAction.PASSWORD_CHANGE)
+    assert set(changes.values_list("environment", flat=True)) == {PROD}  # the event stays
+    rows = {row.username: row for row in access_report()}
+    assert rows["root"].last_action.action == AuditAction.CHECK
+    assert rows["viewer"].last_action is None
+    assert "password_change" not in command("table")
 
 
 @postgres_only

@@ -574,7 +574,9 @@ def audit_account_flags(*, user: Any, before: dict[str, bool] | None) -> None:
 
 def audit_password_set(*, user: Any) -> None:
     """An account's password was set: by its owner, or by an administrator, which is how one
-    account could be taken over; recorded under Production when the account holds roles there."""
+    account could be taken over; recorded under Production when the account holds roles there,
+    so the log's Production filter shows it. The access report does not count it as anyone's
+    last Production action (access_report.NOT_PRODUCTION_ACTIONS)."""
     production = roles(user=user, environment=Environment.PRODUCTION)
     _record_acting(action=AuditAction.PASSWORD_CHANGE,
                    environment=Environment.PRODUCTION if production else "",
