@@ -17,6 +17,8 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
 
 from dashboard.access import deny
 from dashboard.stepup import stepup_confirm, stepup_is_fresh
@@ -194,10 +196,14 @@ def roll_back_production(modeladmin: admin.ModelAdmin, request: HttpRequest,
                 errors.extend(exc.reasons)
                 reviewed = None
             else:
-                modeladmin.message_user(
-                    request, f"Rolled {integration.name} Production back to v{number} as "
-                    f"version {rollback.new_version.number}; it is unverified until a "
-                    "Production check passes.", messages.SUCCESS)
+                # The next step is a Production check, on the integration's dashboard page:
+                # link it (format_html escapes the name; the message keeps it safe).
+                modeladmin.message_user(request, format_html(
+                    'Rolled {} Production back to v{} as version {}; it is unverified until a '
+                    'Production check passes: <a href="{}">check Production on its page</a>.',
+                    integration.name, number, rollback.new_version.number,
+                    reverse("dashboard:integration", args=[integration.uuid])),
+                    messages.SUCCESS)
                 return None
     versions = production_versions(integration=integration)
     if reviewed is None:
