@@ -51,12 +51,13 @@ def grant_may_revoke(*, user: Any) -> bool:
 
 
 def _denied(*, actor: Any, meta: RequestMeta | None, attempted: str,
-            integration: Integration | None, target: str) -> None:
+            integration: Integration | None, target: str, refused: str | None = None) -> None:
     # A refused grant change is a denied Production attempt: it goes into the log as well.
+    # `refused` says why when it is not the missing permission (names only, never a secret).
+    details = {"attempted": attempted, **({"refused": refused} if refused else {})}
     with transaction.atomic():
         audit_record(action=AuditAction.DENIED, actor=actor, meta=meta, integration=integration,
-                     environment=Environment.PRODUCTION, target=target,
-                     details={"attempted": attempted})
+                     environment=Environment.PRODUCTION, target=target, details=details)
 
 
 def grant_create(
@@ -75,6 +76,12 @@ def grant_create(
                 target=getattr(user, "username", ""))
         raise GrantError("You may not grant Production access (it needs a superuser or the "
                          f"{GRANT_PERMISSION} permission).")
+    # Before the input checks: an attempt to widen one's own access is audited whatever else
+    # is wrong with the form.
+    if user.pk == granted_by.pk:
+        _denied(actor=granted_by, meta=meta, attempted="grant", integration=integration,
+                target=getattr(user, "username", ""), refused="grant to themselves")
+        raise GrantError("You cannot grant Production access to yourself; ask another manager.")
     if role not in Role.values:
         raise GrantError(f"Unknown role '{role}'; choose one of {', '.join(Role.values)}.")
     refusal = reason_refusal(reason, what="grant")
@@ -89,8 +96,6 @@ def grant_create(
     if valid_until > now + timedelta(days=MAX_GRANT_DAYS):
         raise GrantError(f"A grant can last at most {MAX_GRANT_DAYS} days: choose an earlier "
                          "end, and grant again when it is still needed.", field="valid_until")
-    if user.pk == granted_by.pk:
-        raise GrantError("You cannot grant Production access to yourself; ask another manager.")
     if not user.is_active:
         raise GrantError(f"The account '{user.get_username()}' is deactivated.")
     with transaction.atomic():
