@@ -15,6 +15,8 @@ from django.shortcuts import redirect, resolve_url
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from dashboard.navigation import local_path
+
 AUTH_STARTED_KEY = "aislekeys_auth_started"
 
 
@@ -22,17 +24,31 @@ def _is_htmx(request: HttpRequest) -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
-def _page_the_user_was_on(request: HttpRequest) -> str:
-    """Where to return after signing in again: for htmx the page that sent the request
-    (HX-Current-URL, a header anyone can set, so only a same-host address), else this one."""
-    if not _is_htmx(request):
-        return request.get_full_path() if request.method == "GET" else ""
-    current = request.headers.get("HX-Current-URL", "")
-    if not url_has_allowed_host_and_scheme(current, allowed_hosts={request.get_host()},
+def _is_form_post(request: HttpRequest) -> bool:
+    """A form the user sent (not htmx: its card actions hold nothing typed) that will not be
+    saved, because the session behind it has ended."""
+    return request.method not in ("GET", "HEAD", "OPTIONS") and not _is_htmx(request)
+
+
+def _same_host_path(request: HttpRequest, address: str) -> str:
+    """The path and query of `address` when it is on this host, else "". For headers anyone
+    can set (HX-Current-URL, Referer): never a way to send the user to another site."""
+    if not url_has_allowed_host_and_scheme(address, allowed_hosts={request.get_host()},
                                            require_https=request.is_secure()):
         return ""
-    parts = urlsplit(current)
-    return parts.path + (f"?{parts.query}" if parts.query else "")
+    parts = urlsplit(address)
+    return local_path(request, parts.path + (f"?{parts.query}" if parts.query else "")) or ""
+
+
+def _page_the_user_was_on(request: HttpRequest) -> str:
+    """Where to return after signing in again: for htmx the page that sent the request
+    (HX-Current-URL); for a form sent by POST the page the form was on (Referer: the POST's own
+    address may answer only POST, and the body is never put in a URL); else this one."""
+    if _is_htmx(request):
+        return _same_host_path(request, request.headers.get("HX-Current-URL", ""))
+    if request.method == "GET":
+        return request.get_full_path()
+    return _same_host_path(request, request.headers.get("Referer", ""))
 
 
 def _session_expired(request: HttpRequest) -> bool:
@@ -54,6 +70,10 @@ def login_redirect(request: HttpRequest, *, expired: bool) -> HttpResponse:
         query[REDIRECT_FIELD_NAME] = target
     if expired:
         query["expired"] = "1"
+        # The sign-in page says the form was not saved: after signing in the user is back on
+        # its page, empty, and would otherwise think it had been sent.
+        if _is_form_post(request):
+            query["unsaved"] = "1"
     # safe="/" as Django's redirect_to_login: ?next=/integrations/… stays readable.
     url = resolve_url(settings.LOGIN_URL) + (f"?{query.urlencode(safe='/')}" if query else "")
     if _is_htmx(request):
