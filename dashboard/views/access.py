@@ -28,7 +28,7 @@ from onboarding.services.access_report import (
 from onboarding.services.audit import RequestMeta, csv_cell
 from onboarding.services.grants import (
     GrantError,
-    grant_create,
+    grant_give,
     grant_may_create,
     grant_may_revoke,
     grant_revoke,
@@ -114,18 +114,26 @@ def grant_new(request: HttpRequest) -> HttpResponse:
             error = "Confirm your password to grant access."
         else:
             try:
-                grant = grant_create(user=data["user"], role=data["role"],
-                                     valid_until=data["valid_until"], reason=data["reason"],
-                                     granted_by=request.user, integration=data["integration"],
-                                     meta=RequestMeta.from_request(request))
+                given = grant_give(user=data["user"], role=data["role"],
+                                   valid_until=data["valid_until"], reason=data["reason"],
+                                   granted_by=request.user, integration=data["integration"],
+                                   meta=RequestMeta.from_request(request))
             except GrantError as exc:
                 if exc.field in form.fields:
                     form.add_error(exc.field, str(exc))
                 else:
                     error = str(exc)
             else:
-                messages.success(request, f"Granted {grant.role} to {grant.user} as grant "
-                                          f"#{grant.pk}.")
+                grant = given.grant
+                if given.new:
+                    messages.success(request, f"Granted {grant.role} to {grant.user} as grant "
+                                              f"#{grant.pk}.")
+                else:
+                    # A second click: say what is true (granted once), not "Granted" again
+                    # under the same number, as if there were now two grants to revoke.
+                    messages.success(request, f"You already granted {grant.role} to "
+                                              f"{grant.user} as grant #{grant.pk}; nothing was "
+                                              "granted twice.")
                 return redirect("dashboard:access")
     status = 400 if request.method == "POST" else 200
     return render(request, "dashboard/grant_form.html", {

@@ -4,11 +4,18 @@ Who may manage grants: superusers, and users holding Django's own model permissi
 AccessGrant: `onboarding.add_accessgrant` to grant, `onboarding.change_accessgrant` to revoke
 (give both to a "grant managers" group). Nobody grants to themselves: a grant is a second
 person's decision, so a manager cannot widen their own Production access.
+
+One live grant per user, role and scope: a second one alongside would survive revoking the
+first, so "Revoke" on the grant the page names would leave the access in place. The same
+manager posting the same grant again within `REPEAT_WINDOW` (a double click, a resent form) gets
+the grant just made back, with nothing written; any other grant of a role the user already
+holds there is refused, naming the live grant: to change its end, revoke it and grant again.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +33,9 @@ REVOKE_PERMISSION = "onboarding.change_accessgrant"
 # again. It also keeps the end far from datetime's year 9999, which a time in a zone behind UTC
 # overflows on its way to the database (a 500, not a refusal).
 MAX_GRANT_DAYS = 366
+# Long enough for a double click or a form resent after a slow answer, short enough that a grant
+# posted again later is a decision of its own (refused while the first is live, see above).
+REPEAT_WINDOW = timedelta(minutes=2)
 
 
 class GrantError(Exception):
@@ -60,7 +70,27 @@ def _denied(*, actor: Any, meta: RequestMeta | None, attempted: str,
                      environment=Environment.PRODUCTION, target=target, details=details)
 
 
-def grant_create(
+@dataclass(frozen=True)
+class Granted:
+    """What grant_give did: `new` is False when `grant` is the same grant posted again."""
+
+    grant: AccessGrant
+    new: bool
+
+
+def _scope(integration: Integration | None) -> str:
+    return f"on {integration.name}" if integration else "on all integrations"
+
+
+def _live_same(*, user: Any, role: str, integration: Integration | None,
+               now: datetime) -> AccessGrant | None:
+    """The live grant of `role` to `user` on exactly this scope, if there is one."""
+    return (AccessGrant.objects.filter(user=user, role=role, integration=integration,
+                                       revoked_at__isnull=True, valid_until__gt=now)
+            .select_related("granted_by").order_by("-id").first())
+
+
+def grant_give(
     *,
     user: Any,
     role: Role | str,
@@ -69,18 +99,20 @@ def grant_create(
     granted_by: Any,
     integration: Integration | None = None,
     meta: RequestMeta | None = None,
-) -> AccessGrant:
-    """Give `user` one Production role until `valid_until`, on one integration or all."""
+) -> Granted:
+    """Give `user` one Production role until `valid_until`, on one integration or all; say
+    whether a grant was made or the same one posted again found (see the module docstring)."""
+    target = getattr(user, "username", "")
     if not grant_may_create(user=granted_by):
         _denied(actor=granted_by, meta=meta, attempted="grant", integration=integration,
-                target=getattr(user, "username", ""))
+                target=target)
         raise GrantError("You may not grant Production access (it needs a superuser or the "
                          f"{GRANT_PERMISSION} permission).")
     # Before the input checks: an attempt to widen one's own access is audited whatever else
     # is wrong with the form.
     if user.pk == granted_by.pk:
         _denied(actor=granted_by, meta=meta, attempted="grant", integration=integration,
-                target=getattr(user, "username", ""), refused="grant to themselves")
+                target=target, refused="grant to themselves")
         raise GrantError("You cannot grant Production access to yourself; ask another manager.")
     if role not in Role.values:
         raise GrantError(f"Unknown role '{role}'; choose one of {', '.join(Role.values)}.")
@@ -98,20 +130,57 @@ def grant_create(
                          "end, and grant again when it is still needed.", field="valid_until")
     if not user.is_active:
         raise GrantError(f"The account '{user.get_username()}' is deactivated.")
+    reason = reason.strip()
     with transaction.atomic():
-        grant = AccessGrant.objects.create(
-            user=user, role=Role(role), integration=integration, valid_until=valid_until,
-            reason=reason.strip(), granted_by=granted_by,
-        )
-        audit_record(
-            action=AuditAction.GRANT, actor=granted_by, meta=meta, integration=integration,
-            environment=Environment.PRODUCTION, target=f"grant #{grant.pk}",
-            details={"grant": grant.pk, "user": user.get_username(), "user_id": user.pk,
-                     "role": str(role), "valid_until": valid_until,
-                     "scope": integration.name if integration else "all integrations",
-                     "reason": grant.reason},
-        )
-    return grant
+        # The grantee's row is the lock: of two posts of the same grant arriving together, the
+        # second reads the live grants after the first committed its own (on PostgreSQL;
+        # SQLite runs one writing transaction at a time anyway).
+        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+        live = _live_same(user=user, role=role, integration=integration, now=timezone.now())
+        if live is None:
+            grant = AccessGrant.objects.create(
+                user=user, role=Role(role), integration=integration, valid_until=valid_until,
+                reason=reason, granted_by=granted_by,
+            )
+            audit_record(
+                action=AuditAction.GRANT, actor=granted_by, meta=meta, integration=integration,
+                environment=Environment.PRODUCTION, target=f"grant #{grant.pk}",
+                details={"grant": grant.pk, "user": user.get_username(), "user_id": user.pk,
+                         "role": str(role), "valid_until": valid_until,
+                         "scope": integration.name if integration else "all integrations",
+                         "reason": grant.reason},
+            )
+            return Granted(grant=grant, new=True)
+        if (live.granted_by_id == granted_by.pk and live.valid_until == valid_until
+                and live.reason == reason and live.granted_at >= now - REPEAT_WINDOW):
+            return Granted(grant=live, new=False)  # this very grant, posted again
+    # Someone grants on purpose what the user already holds: a second live grant would outlive
+    # revoking the first, and quietly moving the first one's end would rewrite a decision
+    # someone else may have made. Refused, naming the grant to revoke first.
+    _denied(actor=granted_by, meta=meta, attempted="grant", integration=integration,
+            target=target, refused=f"already holds it as grant #{live.pk}")
+    until = timezone.localtime(live.valid_until)
+    raise GrantError(
+        f"{user.get_username()} already holds {Role(role).value} {_scope(integration)} until "
+        f"{until:%Y-%m-%d %H:%M} ({timezone.get_current_timezone_name()}) as grant "
+        f"#{live.pk}: nothing was granted. To change its end or reason, revoke grant "
+        f"#{live.pk} and grant again.")
+
+
+def grant_create(
+    *,
+    user: Any,
+    role: Role | str,
+    valid_until: datetime,
+    reason: str,
+    granted_by: Any,
+    integration: Integration | None = None,
+    meta: RequestMeta | None = None,
+) -> AccessGrant:
+    """grant_give for callers that need only the grant (`grant_access` prints its number,
+    which is the same for the same grant posted again)."""
+    return grant_give(user=user, role=role, valid_until=valid_until, reason=reason,
+                      granted_by=granted_by, integration=integration, meta=meta).grant
 
 
 def grant_revoke(*, grant: AccessGrant, revoked_by: Any,
