@@ -1,5 +1,5 @@
-"""Time-bound grants given twice (a double click, a deliberate second grant), and a refused
-grant to oneself in the audit log."""
+"""Time-bound grants given twice (a double click, a deliberate second grant), a refused grant to
+oneself in the audit log, and what a refused revocation says."""
 
 from __future__ import annotations
 
@@ -161,3 +161,37 @@ def test_a_grant_to_oneself_on_the_page_is_refused_and_audited(client, manager):
     assert denied.details["refused"] == "grant to themselves"
     dumped = repr(denied.details) + denied.target
     assert PASSWORD not in dumped and KNOWN_SECRET not in dumped and KNOWN_PASSWORD not in dumped
+
+
+# ---- a revocation refused for the password -------------------------------------------------
+
+def test_a_wrong_password_on_revoke_says_so_and_names_the_grant(client, superuser, outsider):
+    grant = grant_create(user=outsider, role=Role.CHECK, valid_until=later(days=1),
+                         reason="on call", granted_by=superuser)
+    client.force_login(superuser)  # no step-up yet: the password is asked for
+    response = client.post(f"/access/grants/{grant.uuid}/revoke/",
+                           {"confirm_password": "not-my-password"})
+    assert response.status_code == 302
+    assert flashed(response) == [
+        f"That password is not right, so grant #{grant.pk} (outsider) was not revoked. Enter "
+        "it again (wrong passwords count towards the pause after repeated failed sign-ins)."]
+    assert fresh(grant).is_active()
+    assert not AuditEvent.objects.filter(action=AuditAction.REVOKE).exists()
+
+
+def test_revoke_without_the_password_asks_for_it_naming_the_grant(client, superuser, outsider):
+    grant = grant_create(user=outsider, role=Role.CHECK, valid_until=later(days=1),
+                         reason="on call", granted_by=superuser)
+    client.force_login(superuser)
+    response = client.post(f"/access/grants/{grant.uuid}/revoke/")
+    assert flashed(response) == [f"Confirm your password to revoke grant #{grant.pk} "
+                                 "(outsider); nothing was revoked."]
+    assert fresh(grant).is_active()
+
+
+def test_a_wrong_password_on_the_grant_form_says_so(client, superuser, outsider):
+    client.force_login(superuser)
+    response = client.post("/access/grants/new/", grant_form(confirm_password="wrong"))
+    assert response.status_code == 400
+    assert "That password is not right, so nothing was granted." in response.content.decode()
+    assert counts() == (0, 0)

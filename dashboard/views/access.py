@@ -36,6 +36,9 @@ from onboarding.services.grants import (
 from onboarding.services.reasons import REASON_MAX_LENGTH
 
 REPORT_PERMISSION = "onboarding.view_access_report"
+# A wrong step-up password, in the reveal page's words; each use says what did not happen.
+MISTYPED = "That password is not right,"
+AGAIN = "Enter it again (wrong passwords count towards the pause after repeated failed sign-ins)."
 
 
 @require_GET
@@ -110,8 +113,10 @@ def grant_new(request: HttpRequest) -> HttpResponse:
     error = ""
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        if not stepup_confirm(request, password=data["confirm_password"] or None):
-            error = "Confirm your password to grant access."
+        password = data["confirm_password"] or None
+        if not stepup_confirm(request, password=password):
+            error = (f"{MISTYPED} so nothing was granted. {AGAIN}" if password
+                     else "Confirm your password to grant access.")
         else:
             try:
                 given = grant_give(user=data["user"], role=data["role"],
@@ -150,8 +155,13 @@ def grant_end(request: HttpRequest, uuid: UUID) -> HttpResponse:
                               uuid=uuid)
     _managers_only(request, allowed=grant_may_revoke(user=request.user), attempted="revoke",
                    integration=grant.integration, target=f"grant #{grant.pk}")
-    if not stepup_confirm(request, password=request.POST.get("confirm_password") or None):
-        messages.error(request, "Confirm your password to revoke a grant.")
+    password = request.POST.get("confirm_password") or None
+    if not stepup_confirm(request, password=password):
+        # The page lists many grants: name the one that stayed, and whether the password was
+        # wrong or missing, as the reveal page does ("That password is not right, …").
+        named = f"grant #{grant.pk} ({grant.user})"
+        messages.error(request, f"{MISTYPED} so {named} was not revoked. {AGAIN}" if password
+                       else f"Confirm your password to revoke {named}; nothing was revoked.")
         return redirect("dashboard:access")
     try:
         grant_revoke(grant=grant, revoked_by=request.user,
