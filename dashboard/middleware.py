@@ -15,7 +15,7 @@ from django.shortcuts import redirect, resolve_url
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from dashboard.navigation import local_path
+from dashboard.navigation import form_page, local_path
 
 AUTH_STARTED_KEY = "aislekeys_auth_started"
 
@@ -48,7 +48,8 @@ def _page_the_user_was_on(request: HttpRequest) -> str:
         return _same_host_path(request, request.headers.get("HX-Current-URL", ""))
     if request.method == "GET":
         return request.get_full_path()
-    return _same_host_path(request, request.headers.get("Referer", ""))
+    came_from = _same_host_path(request, request.headers.get("Referer", ""))
+    return form_page(came_from) if came_from else ""
 
 
 def _session_expired(request: HttpRequest) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpRequest
+from django.urls import Resolver404, resolve, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
 
@@ -19,3 +20,28 @@ def local_path(request: HttpRequest, candidate: str) -> str | None:
                                            require_https=request.is_secure()):
         return None
     return candidate
+
+
+# Addresses that answer only POST but show their form again when it is refused (errors, a wrong
+# password): the page that form lives on, which answers GET.
+_FORM_PAGE_OF = {
+    "dashboard:integration_new_check": "dashboard:integration_new",
+    "dashboard:package_edit_check": "dashboard:package_edit",
+    "dashboard:reveal_secret": "dashboard:reveal",
+    "dashboard:reveal_token": "dashboard:reveal",
+    "dashboard:postman_export": "dashboard:reveal",
+    "dashboard:production_rollback": "dashboard:production_history",
+    "dashboard:grant_end": "dashboard:access",
+}
+
+
+def form_page(path: str) -> str:
+    """The page to go back to for a form last shown at `path` (a local path): `path` itself,
+    unless only POST is answered there, then its form's page. Going back to a POST-only
+    address after signing in again gave a blank "405 Method Not Allowed"."""
+    try:
+        match = resolve(path.split("?", 1)[0])
+    except Resolver404:
+        return path
+    page = _FORM_PAGE_OF.get(match.view_name)
+    return reverse(page, kwargs=match.kwargs) if page else path

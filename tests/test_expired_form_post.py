@@ -107,3 +107,29 @@ def test_a_form_posted_after_the_absolute_lifetime_returns_to_its_page(client, l
     response = client.post(action, {"client_secret": TYPED_SECRET},
                            HTTP_REFERER=f"http://testserver{page}")
     assert _query(response["Location"]) == {"next": [page], "expired": ["1"], "unsaved": ["1"]}
+
+
+@pytest.mark.parametrize("shown_at", ["/integrations/new/check/", "edit/check/",
+                                      "reveal/secret/", "reveal/token/", "reveal/postman/"])
+def test_a_form_last_shown_at_a_post_only_address_returns_to_its_page(client, lead,
+                                                                        integration, shown_at):
+    # A refused "Save and check" or reveal shows its form again at the address it was posted
+    # to, which answers only POST: returning there after signing in was a blank 405 page.
+    package = integration.packages.get(environment="sandbox")
+    edit = f"/integrations/{integration.uuid}/packages/sandbox/edit/"
+    referer, page = {
+        "/integrations/new/check/": ("/integrations/new/check/", "/integrations/new/"),
+        "edit/check/": (f"{edit}check/", edit),
+        "reveal/secret/": (f"/packages/{package.uuid}/reveal/secret/",
+                           f"/packages/{package.uuid}/reveal/"),
+        "reveal/token/": (f"/packages/{package.uuid}/reveal/token/",
+                          f"/packages/{package.uuid}/reveal/"),
+        "reveal/postman/": (f"/packages/{package.uuid}/reveal/postman/",
+                            f"/packages/{package.uuid}/reveal/"),
+    }[shown_at]
+    _signed_in_then_idle(client, lead)
+    response = client.post(referer, {"confirm_password": "x"},
+                           HTTP_REFERER=f"http://testserver{referer}")
+    assert _query(response["Location"])["next"] == [page]
+    client.force_login(lead)
+    assert client.get(page).status_code == 200
