@@ -181,7 +181,9 @@ class PackageForm(forms.Form):
                                                                              "leave it unset")
                 self.fields[name].help_text = f"Now {state}. Leave empty to {keep}."
             else:
-                self.fields[name].help_text = f"Now {mask(value)}. Leave empty to keep it."
+                # Django renders help text as HTML (|safe): the masked value is escaped here.
+                self.fields[name].help_text = format_html("Now {}. Leave empty to keep it.",
+                                                          mask(value))
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

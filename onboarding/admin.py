@@ -133,7 +133,9 @@ class PackageAdminForm(forms.ModelForm):
                                                                              capitalised=True)
         for name in PackageVersion.CREDENTIAL_FIELDS:
             shown = describe(current, name, secret=name in PackageVersion.SECRET_FIELDS)
-            self.fields[name].help_text = f"Currently: {shown}. {KEEP}" if current else ""
+            # The admin renders help text as HTML: the masked value is escaped here.
+            self.fields[name].help_text = (format_html("Currently: {}. {}", shown, KEEP)
+                                           if current else "")
         if current is not None:
             for name in PackageVersion.CONFIG_FIELDS:
                 self.fields[name].initial = getattr(current, name)

@@ -598,3 +598,14 @@ def test_a_new_integration_is_not_stored_into_one_created_after_the_form_checked
     version = package_current(integration=integration, environment=Environment.SANDBOX)
     assert (version.number, version.location_id, version.client_id) == (
         1, "theirs", "client-abcdef123456")
+
+
+def test_a_current_client_id_with_markup_is_escaped_in_the_help_text(client, superuser):
+    # Django renders a field's help text as HTML; the masked client ID came from the package.
+    integration = onboard(client_id="<b>client-9876</b>").package.integration
+    client.force_login(superuser)
+    client.post("/accounts/confirm/", {"password": "unused-in-tests-1234"})
+    for url in (f"/integrations/{integration.uuid}/packages/sandbox/edit/",
+                f"/admin/onboarding/onboardingpackage/{integration.packages.get().pk}/change/"):
+        html = client.get(url).content.decode()
+        assert "&lt;b…b&gt;" in html and "<b…b>" not in html, url
