@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -24,7 +23,12 @@ from onboarding.models import (
     VersionSource,
 )
 from onboarding.services.access import require
-from onboarding.services.audit import AuditAction, RequestMeta, audit_record
+from onboarding.services.audit import (
+    AuditAction,
+    RequestMeta,
+    audit_record,
+    is_terminal_control,
+)
 from onboarding.services.fields import field_label, labels
 
 UNREADABLE = "cannot be decrypted with the configured keys"
@@ -114,16 +118,13 @@ def _is_text(value: str | None) -> bool:
     return True
 
 
-# Characters a name may not hold: C0/C1 controls (tab, newline, ESC…) and the invisible
-# bidirectional embeddings, overrides and isolates. Commands print names to terminals, where an
-# ESC sequence would run (clear the screen, rewrite earlier lines), and an override shows a name
-# spelled backwards in every list. Right-to-left text itself is fine.
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
 def integration_name_refusal(*, name: str) -> str | None:
-    """Why `name` cannot name an integration because of the characters it holds; or None."""
-    if any(unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS for ch in name):
+    """Why `name` cannot name an integration because of the characters it holds; or None.
+
+    Commands print names to terminals, where an ESC sequence would run and an override shows a
+    name spelled backwards in every list: the characters `audit.is_terminal_control` names.
+    Right-to-left text itself is fine."""
+    if any(is_terminal_control(ch) for ch in name):
         return ("The integration name cannot hold control characters (tabs, line breaks, "
                 "escape codes) or invisible text-direction overrides.")
     return None
