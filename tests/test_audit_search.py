@@ -140,3 +140,11 @@ def test_the_audit_page_shows_details_in_words_and_the_export_keeps_the_codes(cl
     export = client.get("/audit/export.jsonl")
     body = b"".join(export.streaming_content) if export.streaming else export.content
     assert b'"copied_credentials": true' in body
+
+
+def test_the_name_filters_say_they_match_whole_names(client, auditor):
+    # "acme" or "le" found "0 events" with no hint that a whole name is needed.
+    client.force_login(auditor)
+    html = client.get("/audit/?actor=le").content.decode()
+    assert 'id="id_actor_helptext"' in html and "The whole user name, in any case." in html
+    assert "The whole name or slug, in any case." in html

@@ -308,3 +308,12 @@ def test_the_reveal_pages_lead_back_to_their_integration(client, lead, sandbox_v
     response = client.post(url(package, "secret"),
                            {"field": "client_id", "confirm_password": PASSWORD})
     assert back in response.content.decode()
+
+
+def test_without_a_live_token_the_reveal_page_leads_to_check_now(client, lead,
+                                                                 sandbox_version):
+    client.force_login(lead)
+    package = sandbox_version.package
+    html = client.get(f"/packages/{package.uuid}/reveal/").content.decode()
+    assert "No live token: run a check first" in html
+    assert f'href="/integrations/{package.integration.uuid}/#env-sandbox"' in html

@@ -32,11 +32,14 @@ EVENTS_PER_PAGE = 50
 
 
 class AuditFilterForm(forms.Form):
-    actor = forms.CharField(required=False, max_length=150, label="Actor")
+    # Whole names: each is matched by an index, whatever the log's size.
+    actor = forms.CharField(required=False, max_length=150, label="Actor",
+                            help_text="The whole user name, in any case.")
     action = forms.ChoiceField(required=False, choices=[("", "Any action"), *AuditAction.choices])
     environment = forms.ChoiceField(required=False,
                                     choices=[("", "Any environment"), *Environment.choices])
-    integration = forms.CharField(required=False, max_length=120, label="Integration")
+    integration = forms.CharField(required=False, max_length=120, label="Integration",
+                                  help_text="The whole name or slug, in any case.")
     since = forms.DateField(required=False, label="From",
                             widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, label="To",
