@@ -272,3 +272,16 @@ def test_the_last_production_actions_are_found_in_an_index_of_production_events(
     sql = last_query(lambda: _last_actions([user.pk for user in users]))
     scans = index_scans(sql, analyze=(AuditEvent._meta.db_table,))
     assert "actor_id =" in scans.get("audit_production_actions", ""), scans
+
+
+def test_the_page_shows_a_grants_end_as_a_local_time_like_every_time(client, auditor,
+                                                                    superuser, outsider):
+    # "grant #1 until 2026-12-04 16:35 UTC" was text in the server's zone, beside a "granted
+    # on" the browser shows in its own.
+    until = timezone.now() + timedelta(days=1)
+    grant = grant_create(user=outsider, role=Role.CHECK, granted_by=superuser,
+                         reason="on call", valid_until=until)
+    client.force_login(auditor)
+    html = client.get("/access/").content.decode()
+    assert f'grant #{grant.pk} until <time datetime="' in html
+    assert f"grant #{grant.pk} until {timezone.localtime(until):%Y-%m-%d %H:%M} " not in html
