@@ -498,6 +498,7 @@ def test_the_admin_rollback_page_names_what_each_choice_would_change(manager_cli
     html = page.content.decode()
     row = html.split('id="to_version_1"')[1].split("</tr>")[0]
     assert "first version" in row
+    assert re.search(r"<td>\d{4}-\d\d-\d\d \d\d:\d\d [A-Z]{2,5}</td>", row)  # with its zone
     assert "Rolling back changes the client ID, client secret and company ID." in row
     current = html.split("<td>current</td>")[1].split("</tr>")[0]
     assert "Client ID, Client secret, Company ID" in current and "Rolling back" not in current
