@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpRequest
-from django.urls import Resolver404, resolve, reverse
+from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
 
@@ -23,15 +23,16 @@ def local_path(request: HttpRequest, candidate: str) -> str | None:
 
 
 # Addresses that answer only POST but show their form again when it is refused (errors, a wrong
-# password): the page that form lives on, which answers GET.
+# password): the page that form lives on, which answers GET, and whether it takes the same URL
+# arguments (a revoke names its grant; the access page it is on names none).
 _FORM_PAGE_OF = {
-    "dashboard:integration_new_check": "dashboard:integration_new",
-    "dashboard:package_edit_check": "dashboard:package_edit",
-    "dashboard:reveal_secret": "dashboard:reveal",
-    "dashboard:reveal_token": "dashboard:reveal",
-    "dashboard:postman_export": "dashboard:reveal",
-    "dashboard:production_rollback": "dashboard:production_history",
-    "dashboard:grant_end": "dashboard:access",
+    "dashboard:integration_new_check": ("dashboard:integration_new", False),
+    "dashboard:package_edit_check": ("dashboard:package_edit", True),
+    "dashboard:reveal_secret": ("dashboard:reveal", True),
+    "dashboard:reveal_token": ("dashboard:reveal", True),
+    "dashboard:postman_export": ("dashboard:reveal", True),
+    "dashboard:production_rollback": ("dashboard:production_history", True),
+    "dashboard:grant_end": ("dashboard:access", False),
 }
 
 
@@ -43,5 +44,10 @@ def form_page(path: str) -> str:
         match = resolve(path.split("?", 1)[0])
     except Resolver404:
         return path
-    page = _FORM_PAGE_OF.get(match.view_name)
-    return reverse(page, kwargs=match.kwargs) if page else path
+    if match.view_name not in _FORM_PAGE_OF:
+        return path
+    page, same_arguments = _FORM_PAGE_OF[match.view_name]
+    try:
+        return reverse(page, kwargs=match.kwargs if same_arguments else None)
+    except NoReverseMatch:  # a header anyone can set must never cost a 500
+        return ""

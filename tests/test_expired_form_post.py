@@ -133,3 +133,36 @@ def test_a_form_last_shown_at_a_post_only_address_returns_to_its_page(client, le
     assert _query(response["Location"])["next"] == [page]
     client.force_login(lead)
     assert client.get(page).status_code == 200
+
+
+def test_every_post_only_address_maps_to_a_page_that_answers_get(client, superuser,
+                                                                 integration):
+    # A revoke's Referer once made form_page reverse the access page with the grant's uuid:
+    # NoReverseMatch, a 500 for anyone who could set the header, signed in or not.
+    from django.urls import reverse
+
+    from dashboard.navigation import _FORM_PAGE_OF, form_page
+
+    package = integration.packages.get(environment="sandbox")
+    edit = {"uuid": integration.uuid, "environment": "sandbox"}
+    arguments = {
+        "dashboard:integration_new_check": None, "dashboard:package_edit_check": edit,
+        "dashboard:reveal_secret": {"uuid": package.uuid},
+        "dashboard:reveal_token": {"uuid": package.uuid},
+        "dashboard:postman_export": {"uuid": package.uuid},
+        "dashboard:production_rollback": {"uuid": integration.uuid},
+        "dashboard:grant_end": {"uuid": package.uuid},  # any uuid: the page names no grant
+    }
+    assert set(arguments) == set(_FORM_PAGE_OF)
+    client.force_login(superuser)
+    for name, kwargs in arguments.items():
+        page = form_page(reverse(name, kwargs=kwargs))
+        assert page and client.get(page).status_code == 200, (name, page)
+
+
+def test_a_revoke_referer_from_a_signed_out_browser_is_no_500(client, lead):
+    response = client.post("/access/grants/00000000-0000-0000-0000-000000000001/revoke/", {},
+                           HTTP_REFERER="http://testserver/access/grants/"
+                                        "00000000-0000-0000-0000-000000000001/revoke/")
+    assert response.status_code == 302
+    assert _query(response["Location"])["next"] == ["/access/"]
