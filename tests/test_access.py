@@ -589,3 +589,21 @@ def test_a_users_live_grants_are_searched_in_an_index_of_unrevoked_grants(outsid
     scans = index_scans(sql, analyze=(AccessGrant._meta.db_table,))
     assert "valid_until >" in scans.get("grant_live_by_user", ""), scans
     assert [g.role for g in active_grants(user=fresh(outsider))] == [Role.CHECK]
+
+
+@pytest.mark.parametrize("mistake", [{"reason": ""}, {"valid_until": "not a date"},
+                                     {"confirm_password": "wrong-password"}])
+def test_a_self_grant_on_the_page_is_audited_whatever_else_is_wrong(client, superuser,
+                                                                     mistake):
+    from onboarding.models import AuditEvent
+    from onboarding.services.audit import AuditAction
+
+    client.force_login(superuser)
+    form = {"user": superuser.username, "role": "reveal", "reason": "me too",
+            "valid_until": later(days=1).strftime("%Y-%m-%d %H:%M"), **mistake}
+    response = client.post("/access/grants/new/", form)
+    assert response.status_code == 400
+    assert b"You cannot grant Production access to yourself" in response.content
+    denied = AuditEvent.objects.filter(action=AuditAction.DENIED, actor_id=superuser.pk).get()
+    assert denied.details == {"attempted": "grant", "refused": "grant to themselves"}
+    assert not AccessGrant.objects.exists()

@@ -32,6 +32,7 @@ from onboarding.services.grants import (
     grant_may_create,
     grant_may_revoke,
     grant_revoke,
+    grant_to_self_refusal,
 )
 from onboarding.services.reasons import REASON_MAX_LENGTH
 
@@ -111,7 +112,11 @@ def grant_new(request: HttpRequest) -> HttpResponse:
     _managers_only(request, allowed=grant_may_create(user=request.user), attempted="grant")
     form = GrantForm(request.POST or None)
     error = ""
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and request.POST.get("user") == request.user.get_username():
+        # Refused and audited before the rest of the form is looked at: see the service.
+        error = grant_to_self_refusal(user=request.user, granted_by=request.user,
+                                      meta=RequestMeta.from_request(request)) or ""
+    elif request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         password = data["confirm_password"] or None
         if not stepup_confirm(request, password=password):

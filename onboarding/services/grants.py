@@ -90,6 +90,18 @@ def _live_same(*, user: Any, role: str, integration: Integration | None,
             .select_related("granted_by").order_by("-id").first())
 
 
+def grant_to_self_refusal(*, user: Any, granted_by: Any, meta: RequestMeta | None = None,
+                          integration: Integration | None = None) -> str | None:
+    """The refusal of a manager granting to themselves, audited as a denied attempt; None for
+    anyone else. The page asks it before checking the rest of the form (a self-grant with an
+    empty reason or a mistyped password is still an attempt to widen one's own access)."""
+    if user is None or user.pk != granted_by.pk:
+        return None
+    _denied(actor=granted_by, meta=meta, attempted="grant", integration=integration,
+            target=getattr(user, "username", ""), refused="grant to themselves")
+    return "You cannot grant Production access to yourself; ask another manager."
+
+
 def grant_give(
     *,
     user: Any,
@@ -110,10 +122,10 @@ def grant_give(
                          f"{GRANT_PERMISSION} permission).")
     # Before the input checks: an attempt to widen one's own access is audited whatever else
     # is wrong with the form.
-    if user.pk == granted_by.pk:
-        _denied(actor=granted_by, meta=meta, attempted="grant", integration=integration,
-                target=target, refused="grant to themselves")
-        raise GrantError("You cannot grant Production access to yourself; ask another manager.")
+    refusal = grant_to_self_refusal(user=user, granted_by=granted_by, meta=meta,
+                                    integration=integration)
+    if refusal:
+        raise GrantError(refusal)
     if role not in Role.values:
         raise GrantError(f"Unknown role '{role}'; choose one of {', '.join(Role.values)}.")
     refusal = reason_refusal(reason, what="grant")
