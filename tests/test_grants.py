@@ -14,12 +14,12 @@ from onboarding.models import AccessGrant, AuditEvent, Role
 from onboarding.services.access import can
 from onboarding.services.audit import AuditAction, audit_verify
 from onboarding.services.grants import (
-    REPEAT_WINDOW,
     GrantError,
     grant_create,
     grant_give,
     grant_revoke,
 )
+from onboarding.services.reasons import REPEAT_WINDOW
 from tests.conftest import KNOWN_PASSWORD, KNOWN_SECRET, make_user
 from tests.test_access import PASSWORD, PROD, fresh, later
 

@@ -120,3 +120,41 @@ def test_a_double_clicked_admin_promotion_reports_one_promotion_twice(client, re
         assert "Sandbox v1 → Production v1, with Sandbox's credentials" in html
         assert "review the promotion again" not in html
     assert counts() == (1, 1, 1)
+
+
+@pytest.mark.parametrize("later", ["another reason", "after the repeat window"])
+def test_a_later_identical_promotion_is_a_new_decision_not_the_old_record(
+        with_production, release_manager, later):
+    # It used to return the earlier promotion whatever its reason or age, dropping the new
+    # reason without an event. Only a repeat within the window, with the same reason, is one.
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from onboarding.services.reasons import REPEAT_WINDOW
+
+    seen = reviewed(with_production)
+    first = apply(with_production, release_manager, seen)
+    if later == "after the repeat window":
+        Promotion.objects.filter(pk=first.pk).update(
+            performed_at=timezone.now() - REPEAT_WINDOW - timedelta(seconds=1))
+    reason = "Spring launch, again" if later == "another reason" else "Spring launch"
+    before = counts()
+    with pytest.raises(PromotionRefused) as refused:
+        apply(with_production, release_manager, seen, reason=reason)
+    assert refused.value.reasons == ["Production changed since you reviewed it (it is now v2): "
+                                     "review the promotion again."]
+    assert counts() == before
+
+
+def test_a_later_identical_rollback_with_another_reason_is_refused(with_production,
+                                                                   release_manager):
+    from onboarding.services.promotion import rollback_apply
+
+    apply(with_production, release_manager, reviewed(with_production))  # v2
+    kwargs = {"integration": with_production, "actor": release_manager,
+              "to_version_number": 1, "reviewed_current": 2}
+    first = rollback_apply(**kwargs, reason="orders broke")
+    assert rollback_apply(**kwargs, reason="orders broke") == first  # a double click
+    with pytest.raises(PromotionRefused):
+        rollback_apply(**kwargs, reason="a different reason")

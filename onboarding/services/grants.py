@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from onboarding.models import AccessGrant, Environment, Integration, Role
 from onboarding.services.audit import AuditAction, RequestMeta, audit_record
-from onboarding.services.reasons import reason_refusal
+from onboarding.services.reasons import is_repeat, reason_refusal
 
 GRANT_PERMISSION = "onboarding.add_accessgrant"
 REVOKE_PERMISSION = "onboarding.change_accessgrant"
@@ -35,7 +35,6 @@ REVOKE_PERMISSION = "onboarding.change_accessgrant"
 MAX_GRANT_DAYS = 366
 # Long enough for a double click or a form resent after a slow answer, short enough that a grant
 # posted again later is a decision of its own (refused while the first is live, see above).
-REPEAT_WINDOW = timedelta(minutes=2)
 
 
 class GrantError(Exception):
@@ -164,7 +163,7 @@ def grant_give(
             )
             return Granted(grant=grant, new=True)
         if (live.granted_by_id == granted_by.pk and live.valid_until == valid_until
-                and live.reason == reason and live.granted_at >= now - REPEAT_WINDOW):
+                and is_repeat(done_at=live.granted_at, done_reason=live.reason, reason=reason)):
             return Granted(grant=live, new=False)  # this very grant, posted again
     # Someone grants on purpose what the user already holds: a second live grant would outlive
     # revoking the first, and quietly moving the first one's end would rewrite a decision

@@ -41,7 +41,7 @@ from onboarding.services.packages import (
     package_versions,
     version_create,
 )
-from onboarding.services.reasons import reason_refusal
+from onboarding.services.reasons import is_repeat, reason_refusal
 
 DIFF_FIELDS = PackageVersion.CREDENTIAL_FIELDS + PackageVersion.CONFIG_FIELDS
 _ABSENT = object()  # an unreadable value: never equal to anything, so always "changed"
@@ -354,7 +354,8 @@ def promotion_apply(
             repeat = _repeated_promotion(current=previous, actor=actor, sandbox=sandbox,
                                          reviewed_production=reviewed_production_version,
                                          copy_credentials=copy_credentials)
-            if repeat is not None:
+            if repeat is not None and is_repeat(done_at=repeat.performed_at,
+                                                done_reason=repeat.reason, reason=reason):
                 return repeat
         reasons += changed + no_reason
         if reasons or sandbox is None:
@@ -425,7 +426,8 @@ def rollback_apply(
             repeat = _repeated_rollback(current=current, actor=actor,
                                         reviewed_current=reviewed_current,
                                         to_version_number=to_version_number)
-            if repeat is not None and not reasons:
+            if repeat is not None and not reasons and is_repeat(
+                    done_at=repeat.performed_at, done_reason=repeat.reason, reason=reason):
                 return repeat
             raise PromotionRefused([*reasons, f"Production changed since you reviewed it (it "
                                               f"is now v{current.number}): review the rollback "

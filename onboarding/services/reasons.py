@@ -8,7 +8,23 @@ services enforce for every caller (commands, the admin, the dashboard, scripts).
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
 REASON_MAX_LENGTH = 2000
+# How long after a grant, promotion or rollback the same person's identical request (the same
+# reason too) counts as that request posted again (a double click, a resent form) rather than
+# a new decision.
+REPEAT_WINDOW = timedelta(minutes=2)
+
+
+def is_repeat(*, done_at: datetime, done_reason: str, reason: str | None) -> bool:
+    """Is a request with `reason` the one done at `done_at` with `done_reason`, posted again?
+    A later one, or one with another reason, is a new decision: it is refused or done on its
+    own grounds and audited, never answered with the old record."""
+    return ((reason or "").strip() == done_reason
+            and done_at >= timezone.now() - REPEAT_WINDOW)
 
 
 def reason_refusal(reason: str | None, *, what: str) -> str | None:
