@@ -50,11 +50,11 @@ from onboarding.services.packages import (
     UNREADABLE,
     PackageChanged,
     PackageData,
+    credential_shown,
     integration_delete,
     integration_name_refusal,
     integration_names_taken,
     integration_save,
-    masked_value,
     package_changed_since,
     package_store,
     package_validate,
@@ -64,30 +64,15 @@ from onboarding.services.promotion import promotion_offered
 KEEP = "Leave blank to keep the current value."
 
 
-def describe(version: PackageVersion | None, name: str, *, secret: bool) -> str:
-    """'set' / 'not set' for secrets, a masked value for identifiers; never the value itself."""
-    if not secret:
-        return masked_value(version=version, name=name)
-    if version is None:
-        return "not set"
-    try:
-        value = getattr(version, name)
-    except DecryptionError:
-        return UNREADABLE
-    return "not set" if value is None else "set"
-
-
 def _shown_current(name: str) -> Any:
     """A read-only cell of the current version's `name`, for users who may view a package but
     not edit it. Django's read-only rendering looks the form's fields up on the package, which
     has none of them, and printed "None" for every credential and setting."""
-    secret = name in PackageVersion.SECRET_FIELDS
-
     @admin.display(description=field_label(name, capitalised=True))
     def shown(obj: OnboardingPackage) -> Any:
         version = obj.current_version
         if name in PackageVersion.CREDENTIAL_FIELDS:
-            return describe(version, name, secret=secret)
+            return credential_shown(version=version, name=name)
         if version is None:
             return "not set"
         if name == "response_format":
@@ -132,7 +117,7 @@ class PackageAdminForm(forms.ModelForm):
             self.fields[name].label = self.fields[name].label or field_label(name,
                                                                              capitalised=True)
         for name in PackageVersion.CREDENTIAL_FIELDS:
-            shown = describe(current, name, secret=name in PackageVersion.SECRET_FIELDS)
+            shown = credential_shown(version=current, name=name)
             # The admin renders help text as HTML: the masked value is escaped here.
             self.fields[name].help_text = (format_html("Currently: {}. {}", shown, KEEP)
                                            if current else "")
@@ -217,12 +202,12 @@ class VersionInline(admin.TabularInline):
 
     @admin.display(description="Client ID")
     def client_id_masked(self, obj: PackageVersion) -> str:
-        return describe(obj, "client_id", secret=False)
+        return credential_shown(version=obj, name="client_id")
 
     @admin.display(description="Secrets")
     def secret_state(self, obj: PackageVersion) -> str:
         return ", ".join(
-            f"{name.replace('_', ' ')}: {describe(obj, name, secret=True)}"
+            f"{name.replace('_', ' ')}: {credential_shown(version=obj, name=name)}"
             for name in PackageVersion.SECRET_FIELDS
         )
 
@@ -298,7 +283,7 @@ class OnboardingPackageAdmin(StepUpFormMixin, admin.ModelAdmin):
 
     @admin.display(description="Client ID")
     def client_id_masked(self, obj: OnboardingPackage) -> str:
-        return describe(obj.current_version, "client_id", secret=False)
+        return credential_shown(version=obj.current_version, name="client_id")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[OnboardingPackage]:
         # The list shows only packages the user may view, the same answer as `can()`: an

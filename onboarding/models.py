@@ -163,11 +163,6 @@ class PackageVersion(models.Model):
         super().save(*args, **kwargs)
 
     @property
-    def secrets_stored(self) -> dict[str, bool]:
-        """Which secrets this version holds, from the stored ciphertext: nothing is decrypted."""
-        return {name: self.__dict__.get(name) is not None for name in self.SECRET_FIELDS}
-
-    @property
     def has_credentials(self) -> bool:
         """All four credentials are present (the check needs every one of them)."""
         return all(

@@ -619,3 +619,18 @@ def test_a_user_without_any_role_is_told_so_not_that_there_are_no_integrations(c
     html = client.get("/").content.decode()
     assert "You have no access to any integration yet." in html
     assert "No integrations yet." not in html
+
+
+def test_the_integration_page_says_when_a_secret_cannot_be_decrypted(client, lead, settings,
+                                                                      sandbox_version):
+    # Read from the ciphertext alone it said "set", beside a client ID the same page (and the
+    # admin) call undecryptable.
+    from onboarding.crypto import generate_key_entry
+
+    settings.FIELD_ENCRYPTION_KEYS = generate_key_entry("other")
+    client.force_login(lead)
+    html = client.get(f"/integrations/{sandbox_version.package.integration.uuid}/"
+                      ).content.decode()
+    assert ("<dt>Client secret</dt><dd>cannot be decrypted with the configured keys</dd>"
+            in html)
+    assert "<dt>Password</dt><dd>cannot be decrypted with the configured keys</dd>" in html

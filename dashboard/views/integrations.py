@@ -17,9 +17,10 @@ from onboarding.models import (
     Environment,
     Integration,
     OnboardingPackage,
+    PackageVersion,
 )
 from onboarding.services.checks import check_history
-from onboarding.services.packages import masked_value, package_versions
+from onboarding.services.packages import credential_shown, package_versions
 from onboarding.services.promotion import promotion_history
 
 RECENT_CHECKS = 5
@@ -31,6 +32,8 @@ class EnvironmentPanel:
     card: Card
     client_id: str
     username: str
+    client_secret: str
+    password: str
     recent: list[ConnectivityCheck]
 
 
@@ -68,7 +71,7 @@ def _panel(card: Card) -> EnvironmentPanel:
     status: Any = card.status
     return EnvironmentPanel(
         card=card,
-        client_id=masked_value(version=status.version, name="client_id"),
-        username=masked_value(version=status.version, name="username"),
+        **{name: credential_shown(version=status.version, name=name)
+           for name in PackageVersion.CREDENTIAL_FIELDS},
         recent=recent_checks(status.package),
     )

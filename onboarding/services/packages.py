@@ -539,6 +539,21 @@ def masked_value(*, version: PackageVersion | None, name: str) -> str:
         return UNREADABLE
 
 
+def credential_shown(*, version: PackageVersion | None, name: str) -> str:
+    """A credential as the pages show it, never its value: "set" / "not set" for a secret, a
+    masked value for an identifier, or that the configured keys cannot decrypt it (a secret's
+    ciphertext alone cannot tell whether it is still of any use)."""
+    if name not in PackageVersion.SECRET_FIELDS:
+        return masked_value(version=version, name=name)
+    if version is None:
+        return "not set"
+    try:
+        value = getattr(version, name)
+    except DecryptionError:
+        return UNREADABLE
+    return "not set" if value is None else "set"
+
+
 def package_onboard(
     *, integration_name: str, environment: str, data: PackageData, actor: Any = None,
     meta: RequestMeta | None = None, source: VersionSource = VersionSource.COMMAND,
