@@ -607,3 +607,12 @@ def test_a_self_grant_on_the_page_is_audited_whatever_else_is_wrong(client, supe
     denied = AuditEvent.objects.filter(action=AuditAction.DENIED, actor_id=superuser.pk).get()
     assert denied.details == {"attempted": "grant", "refused": "grant to themselves"}
     assert not AccessGrant.objects.exists()
+
+
+def test_grant_access_of_a_grant_already_held_says_nothing_was_granted_once(outsider,
+                                                                            superuser, lead):
+    args = ["outsider", "--role", "view", "--until", later(days=1).isoformat(), "--by", "root"]
+    assert run("grant_access", *args, "--reason", "first")[0] == 0
+    code, _, message = run("grant_access", *args, "--reason", "second")
+    assert code == 1 and "already holds" in message
+    assert message.lower().count("nothing was granted") == 1

@@ -53,7 +53,10 @@ class Command(OnboardingCommand):
                                  reason=options["reason"], granted_by=by,
                                  integration=integration)
         except GrantError as exc:
-            raise CommandError(f"{exc} Nothing was granted.", returncode=1) from None
+            # Some refusals say so themselves ("…: nothing was granted."); say it once.
+            said = "nothing was granted" in str(exc).lower()
+            raise CommandError(str(exc) if said else f"{exc} Nothing was granted.",
+                               returncode=1) from None
         self.stdout.write(str(grant.pk))
 
     def _user(self, username: str) -> Any:
