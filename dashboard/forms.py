@@ -42,9 +42,8 @@ from onboarding.services.packages import (
     package_rebase,
     package_validate,
 )
-from onboarding.services.paste import MAX_PASTE_CHARS, PasteError, paste_parse
+from onboarding.services.paste import MAX_PASTE_CHARS, PASTED_FIELDS, PasteError, paste_parse
 
-PASTE_FIELDS = ("client_id", "client_secret", "username", "password", "company_id", "location_id")
 NAME_TAKEN = ("An integration with this name already exists: open it from the overview to edit "
               "its packages.")
 # Every POST field that may hold a credential: hidden from Django's error reports.
@@ -90,7 +89,7 @@ def _merge_paste(data: QueryDict) -> tuple[QueryDict, list[str], str | None, str
     merged = data.copy()
     taken = []
     for name, value in pasted.values().items():
-        if name in PASTE_FIELDS and not (merged.get(name) or "").strip():
+        if name in PASTED_FIELDS and not (merged.get(name) or "").strip():
             merged[name] = value
             taken.append(name)
     return merged, taken, None, pasted.environment
