@@ -19,6 +19,13 @@ from onboarding.services.audit import AuditAction, RequestMeta, audit_record
 SESSION_KEY = "aislekeys_stepup_at"
 
 
+def stepup_mistyped(*, not_done: str) -> str:
+    """The refusal of a wrong step-up password, saying what did not happen ("nothing was
+    shown"), in the same words on every page that asks for it."""
+    return (f"That password is not right, so {not_done}. Enter it again (wrong passwords count "
+            "towards the pause after repeated failed sign-ins).")
+
+
 def stepup_is_fresh(request: HttpRequest) -> bool:
     confirmed = request.session.get(SESSION_KEY)
     return confirmed is not None and time.time() - float(confirmed) < settings.SUDO_MINUTES * 60

@@ -18,7 +18,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from dashboard.access import deny, require_oversight
-from dashboard.stepup import stepup_confirm, stepup_is_fresh
+from dashboard.stepup import stepup_confirm, stepup_is_fresh, stepup_mistyped
 from onboarding.models import AccessGrant, Environment, Integration, Role
 from onboarding.services.access_report import (
     REPORT_COLUMNS,
@@ -37,9 +37,6 @@ from onboarding.services.grants import (
 from onboarding.services.reasons import REASON_MAX_LENGTH
 
 REPORT_PERMISSION = "onboarding.view_access_report"
-# A wrong step-up password, in the reveal page's words; each use says what did not happen.
-MISTYPED = "That password is not right,"
-AGAIN = "Enter it again (wrong passwords count towards the pause after repeated failed sign-ins)."
 
 
 @require_GET
@@ -120,7 +117,7 @@ def grant_new(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         password = data["confirm_password"] or None
         if not stepup_confirm(request, password=password):
-            error = (f"{MISTYPED} so nothing was granted. {AGAIN}" if password
+            error = (stepup_mistyped(not_done="nothing was granted") if password
                      else "Confirm your password to grant access.")
         else:
             try:
@@ -165,7 +162,7 @@ def grant_end(request: HttpRequest, uuid: UUID) -> HttpResponse:
         # The page lists many grants: name the one that stayed, and whether the password was
         # wrong or missing, as the reveal page does ("That password is not right, …").
         named = f"grant #{grant.pk} ({grant.user})"
-        messages.error(request, f"{MISTYPED} so {named} was not revoked. {AGAIN}" if password
+        messages.error(request, stepup_mistyped(not_done=f"{named} was not revoked") if password
                        else f"Confirm your password to revoke {named}; nothing was revoked.")
         return redirect("dashboard:access")
     try:

@@ -19,7 +19,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 
 from dashboard.access import package_for
-from dashboard.stepup import stepup_confirm, stepup_is_fresh
+from dashboard.stepup import stepup_confirm, stepup_is_fresh, stepup_mistyped
 from onboarding.models import OnboardingPackage, Role
 from onboarding.services.audit import RequestMeta
 from onboarding.services.checks import check_live_token
@@ -71,8 +71,7 @@ class _NotConfirmed(Exception):
     """The password confirmation is missing or wrong; the message says what to do."""
 
 
-MISTYPED = ("That password is not right, so nothing was shown. Enter it again (wrong "
-                  "passwords count towards the pause after repeated failed sign-ins).")
+MISTYPED = stepup_mistyped(not_done="nothing was shown")
 
 
 def _confirm(request: HttpRequest, form: forms.Form, *, error: str) -> None:
