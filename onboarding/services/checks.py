@@ -55,6 +55,7 @@ from onboarding.services.access import can
 from onboarding.services.audit import AuditAction, RequestMeta, audit_record
 from onboarding.services.fields import field_label
 from onboarding.services.packages import integration_find
+from onboarding.services.status import HOLDS_TOKEN
 
 DEDUPE_SECONDS = 2.0
 _POLL_SECONDS = 0.1
@@ -83,8 +84,7 @@ def check_live_token(*, package: OnboardingPackage) -> ConnectivityCheck | None:
     """The newest passing check whose access token is still held and not expired."""
     return (
         ConnectivityCheck.objects.filter(
-            package=package, outcome=Outcome.OK, expires_at__gt=timezone.now(),
-            access_token__isnull=False,
+            package=package, expires_at__gt=timezone.now(), **HOLDS_TOKEN,
         ).order_by("-sent_at", "-id").first()
     )
 

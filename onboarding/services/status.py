@@ -95,14 +95,14 @@ def _last_checks(packages: Iterable[OnboardingPackage]) -> dict[int, Connectivit
 
 # A check whose token a card counts down and Reveal may hand out (while it is valid): it passed
 # and still holds its access token. The order is `newest`'s below.
-_HOLDS_TOKEN = {"outcome": Outcome.OK, "access_token__isnull": False}
+HOLDS_TOKEN = {"outcome": Outcome.OK, "access_token__isnull": False}
 
 
 def check_expired_token(*, package: OnboardingPackage) -> ConnectivityCheck | None:
     """The check whose token the package's card counts down, if that token has expired; None
     when it is live (`checks.check_live_token` then has it) or there is none. The card keeps
     such a token at "expired", so the reveal page can say the same, not only "no live token"."""
-    check = (ConnectivityCheck.objects.filter(package=package, **_HOLDS_TOKEN)
+    check = (ConnectivityCheck.objects.filter(package=package, **HOLDS_TOKEN)
              .order_by("-sent_at", "-id").only(*_CHECK_FIELDS).first())
     if check is None or check.expires_at is None or check.expires_at > timezone.now():
         return None
@@ -121,7 +121,7 @@ def packages_with_last_check(queryset: QuerySet[OnboardingPackage]
                                                version=OuterRef("current_version"))
     # "access_token IS NOT NULL" lets the database read the partial index of checks holding a
     # token (`check_package_tokens`, one or two rows a package) instead of the history.
-    holding = newest.filter(**_HOLDS_TOKEN)
+    holding = newest.filter(**HOLDS_TOKEN)
     return queryset.select_related("current_version").annotate(
         last_check_id=Subquery(newest.values("pk")[:1]),
         last_exchange_id=Subquery(newest.filter(kind=CheckKind.PASSWORD).values("pk")[:1]),
