@@ -285,3 +285,12 @@ def test_the_page_shows_a_grants_end_as_a_local_time_like_every_time(client, aud
     html = client.get("/access/").content.decode()
     assert f'grant #{grant.pk} until <time datetime="' in html
     assert f"grant #{grant.pk} until {timezone.localtime(until):%Y-%m-%d %H:%M} " not in html
+
+
+def test_the_page_names_a_deleted_granter_as_the_exports_do(client, auditor, outsider):
+    grant = AccessGrant.objects.create(user=outsider, role=Role.CHECK, granted_by=None,
+                                       valid_until=timezone.now() + timedelta(days=1),
+                                       reason="on call")
+    client.force_login(auditor)
+    html = client.get("/access/").content.decode()
+    assert f"grant #{grant.pk} until" in html and "granted by (deleted user) on" in html

@@ -66,8 +66,8 @@ class AccessSource:
 
     @property
     def granter(self) -> str:
-        """Who gave this source, in the page's words: a grant whose granter's account was deleted
-        says so, as the page does."""
+        """Who gave this source, as the page and the exports both say it: a grant whose
+        granter's account was deleted says so."""
         if self.granted_by:
             return self.granted_by
         return "(deleted user)" if self.kind == SourceKind.GRANT else UNKNOWN
