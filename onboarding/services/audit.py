@@ -256,12 +256,15 @@ class AuditVerdict:
 _UNREADABLE = (ValueError, TypeError, ArithmeticError, ValidationError)
 
 
-def _undecodable(exc: OperationalError) -> bool:
-    # SQLite also keeps bytes that are not UTF-8 in a text column, which Python's driver refuses
-    # to read ("Could not decode to UTF-8 column ..."). Only that failure means the row itself
-    # is bad; any other OperationalError (a locked or lost database) is raised as it is, never
-    # reported as tampering.
-    return "decode" in str(exc).lower()
+def _row_unreadable(exc: Exception) -> bool:
+    """Did reading fail because of the row itself? A value that does not convert (one of
+    `_UNREADABLE`), or bytes that are not UTF-8 in a text column, which SQLite keeps and Python's
+    driver refuses to read ("Could not decode to UTF-8 column ..."). Any other OperationalError
+    (a locked or lost database) is not the row's fault: the caller raises it as it is, never
+    reporting it as tampering."""
+    if isinstance(exc, OperationalError):
+        return "decode" in str(exc).lower()
+    return isinstance(exc, _UNREADABLE)
 
 
 def _chain(batch_size: int = 2000) -> Iterator[AuditEvent | int]:
@@ -275,10 +278,8 @@ def _chain(batch_size: int = 2000) -> Iterator[AuditEvent | int]:
     while True:
         try:
             batch: list[AuditEvent | int] = list(page[:batch_size])
-        except _UNREADABLE:
-            batch = list(_one_by_one(page, batch_size))
-        except OperationalError as exc:
-            if not _undecodable(exc):
+        except (*_UNREADABLE, OperationalError) as exc:
+            if not _row_unreadable(exc):
                 raise
             batch = list(_one_by_one(page, batch_size))
         if not batch:
@@ -294,10 +295,8 @@ def _one_by_one(page: models.QuerySet[AuditEvent], size: int) -> Iterator[AuditE
     for event_id in page.values_list("id", flat=True)[:size]:
         try:
             yield AuditEvent.objects.get(id=event_id)
-        except _UNREADABLE:
-            yield event_id
-        except OperationalError as exc:
-            if not _undecodable(exc):
+        except (*_UNREADABLE, OperationalError) as exc:
+            if not _row_unreadable(exc):
                 raise
             yield event_id
 
@@ -329,7 +328,7 @@ def audit_verify() -> AuditVerdict:
     try:
         head = AuditChainHead.objects.filter(id=1).first()
     except OperationalError as exc:
-        if not _undecodable(exc):
+        if not _row_unreadable(exc):
             raise
         return AuditVerdict(False, 0, None, "the chain head was altered: it cannot be read")
     if head is None:  # made by the migrations, before any event: never deleted by the product
@@ -378,7 +377,7 @@ def audit_event_place(*, event_id: int) -> tuple[Any, str] | None:
         # Only the two columns named: the rest of a tampered row may not read as an event.
         return AuditEvent.objects.filter(pk=event_id).values_list("seq", "action").first()
     except OperationalError as exc:
-        if not _undecodable(exc):
+        if not _row_unreadable(exc):
             raise
         return None
 
