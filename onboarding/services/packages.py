@@ -428,31 +428,36 @@ def package_rebase(*, current: PackageVersion | None, based_on: int | None,
 
 
 COMPARED_FIELDS = PackageVersion.CREDENTIAL_FIELDS + PackageVersion.CONFIG_FIELDS
-_UNKNOWN = object()  # a value that cannot be decrypted: never the same as anything
+UNKNOWN = object()  # a value no configured key decrypts: never the same as anything
 
 
-def _values(version: PackageVersion) -> dict[str, Any]:
+def version_value(version: PackageVersion | None, name: str) -> Any:
+    """`name` of `version`, decrypted; None without a version; UNKNOWN when no configured key
+    opens it (so a comparison says "changed" rather than failing)."""
+    if version is None:
+        return None
+    try:
+        return getattr(version, name)
+    except DecryptionError:
+        return UNKNOWN
+
+
+def version_values(version: PackageVersion) -> dict[str, Any]:
     """The version's compared fields, each decrypted once."""
-    values = {}
-    for name in COMPARED_FIELDS:
-        try:
-            values[name] = getattr(version, name)
-        except DecryptionError:
-            values[name] = _UNKNOWN
-    return values
+    return {name: version_value(version, name) for name in COMPARED_FIELDS}
 
 
 def _differing(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     # An unreadable value on either side cannot be compared: say it may have changed.
     return [name for name in COMPARED_FIELDS
-            if before[name] is _UNKNOWN or after[name] is _UNKNOWN
+            if before[name] is UNKNOWN or after[name] is UNKNOWN
             or not _same(before[name], after[name])]
 
 
 def _changed_between(base: PackageVersion | None, current: PackageVersion) -> list[str]:
     if base is None:
         return []
-    return _differing(_values(base), _values(current))
+    return _differing(version_values(base), version_values(current))
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -503,7 +508,7 @@ def package_versions(*, integration: Integration, environment: Environment | str
         return []
     current = package.current_version
     versions = list(package.versions.select_related("created_by").order_by("-number"))
-    values = {version.pk: _values(version) for version in versions}
+    values = {version.pk: version_values(version) for version in versions}
     rows = []
     for index, version in enumerate(versions):
         earlier = current is not None and version.number < current.number

@@ -18,7 +18,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import TextChoices
 from django.utils import timezone
 
-from onboarding.crypto import DecryptionError
 from onboarding.iqmetrix import Outcome
 from onboarding.models import (
     CheckKind,
@@ -36,15 +35,18 @@ from onboarding.services.access import active_grants, can
 from onboarding.services.audit import AuditAction, RequestMeta, audit_record
 from onboarding.services.fields import field_label
 from onboarding.services.packages import (
+    COMPARED_FIELDS,
+    UNKNOWN,
     UNREADABLE,
     VersionRow,
     package_versions,
     version_create,
+    version_value,
+    version_values,
 )
 from onboarding.services.reasons import is_repeat, reason_refusal
 
-DIFF_FIELDS = PackageVersion.CREDENTIAL_FIELDS + PackageVersion.CONFIG_FIELDS
-_ABSENT = object()  # an unreadable value: never equal to anything, so always "changed"
+DIFF_FIELDS = COMPARED_FIELDS  # every field of a version, credentials first
 
 
 class DiffStatus(TextChoices):
@@ -115,17 +117,6 @@ class PromotionPreview:
         ]
 
 
-# ---- reading values -------------------------------------------------------------------------
-
-def _read(version: PackageVersion | None, name: str) -> Any:
-    if version is None:
-        return None
-    try:
-        return getattr(version, name)
-    except DecryptionError:
-        return _ABSENT
-
-
 def _blank(value: Any) -> bool:
     return value is None or value == ""
 
@@ -135,8 +126,8 @@ def field_diff(*, before: PackageVersion | None, after: dict[str, Any]) -> list[
     "new", only changed; with no version at all, every field that gets a value is new."""
     rows = []
     for name in DIFF_FIELDS:
-        old, new = _read(before, name), after.get(name)
-        readable = old is not _ABSENT and new is not _ABSENT
+        old, new = version_value(before, name), after.get(name)
+        readable = old is not UNKNOWN and new is not UNKNOWN
         if readable and (old == new or (_blank(old) and _blank(new))):
             status = DiffStatus.UNCHANGED
         # "new" for a secret of an existing version would tell whoever reads the diff (the
@@ -158,16 +149,16 @@ def _has_credentials(version: PackageVersion | None) -> bool:
 def _proposed(*, sandbox: PackageVersion, production: PackageVersion | None,
               copy_credentials: bool) -> dict[str, Any]:
     """Configuration from Sandbox; credentials from Sandbox if asked, else Production's own."""
-    values = {name: _read(sandbox, name) for name in PackageVersion.CONFIG_FIELDS}
+    values = {name: version_value(sandbox, name) for name in PackageVersion.CONFIG_FIELDS}
     source = sandbox if copy_credentials else production
-    values.update({name: _read(source, name) for name in PackageVersion.CREDENTIAL_FIELDS})
+    values.update({name: version_value(source, name) for name in PackageVersion.CREDENTIAL_FIELDS})
     return values
 
 
 def _unreadable(values: dict[str, Any], *, where: str) -> list[str]:
     return [
         f"{where}'s {name.replace('_', ' ')} {UNREADABLE}; enter it again first."
-        for name, value in values.items() if value is _ABSENT
+        for name, value in values.items() if value is UNKNOWN
     ]
 
 
@@ -443,8 +434,8 @@ def rollback_apply(
                 reasons.append(f"Production has no version {to_version_number}.")
         if reasons or target is None or package is None:
             raise PromotionRefused(reasons)
-        values = {name: _read(target, name) for name in DIFF_FIELDS}
-        if any(value is _ABSENT for value in values.values()):
+        values = version_values(target)
+        if any(value is UNKNOWN for value in values.values()):
             raise PromotionRefused(_unreadable(values, where=f"Production v{target.number}"))
         return _production_write(
             kind=PromotionKind.ROLLBACK, integration=integration, package=package,
