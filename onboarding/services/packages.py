@@ -294,15 +294,9 @@ def version_create(
 def _changed_fields(old: PackageVersion | None, new_values: dict[str, Any]) -> list[str]:
     if old is None:
         return sorted(name for name, value in new_values.items() if value not in (None, ""))
-    changed = []
-    for name, value in new_values.items():
-        try:
-            before = getattr(old, name)
-        except DecryptionError:
-            before = object()  # unreadable before: treat as changed
-        if before != value:
-            changed.append(name)
-    return sorted(changed)
+    # An unreadable value before (UNKNOWN) equals nothing: treated as changed.
+    return sorted(name for name, value in new_values.items()
+                  if version_value(old, name) != value)
 
 
 @dataclass(frozen=True)
