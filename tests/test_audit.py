@@ -3,6 +3,8 @@ with its filters and exports, events for permission changes, and no secret anywh
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import uuid
 from io import StringIO
@@ -102,6 +104,90 @@ def test_a_value_the_log_never_writes_is_named_as_altered_not_a_crash(log, sql):
     assert code == 1
     assert f"event id {event.pk}" in message
     assert "its content was altered" in message
+
+
+# Values that make the third row unreadable as an event (SQLite only: PostgreSQL's column types
+# refuse them), and values it reads back as no date.
+UNREADABLE_ROW = [
+    pytest.param(_set("uuid = 'not-a-uuid'"), id="bad-uuid"),
+    pytest.param(_set("integration_uuid = 'zzz'"), id="bad-integration-uuid"),
+    pytest.param(_set("at = '2024-02-30 10:00:00'"), id="impossible-date"),
+    pytest.param(_set("hmac = CAST(X'FF' AS TEXT)"), id="not-utf8-hmac"),
+    pytest.param(_set("action = CAST(X'FF' AS TEXT)"), id="not-utf8-action"),
+]
+NO_DATE = [pytest.param(_set("at = 5"), id="number-for-a-date"),
+           pytest.param(_set("at = 'yesterday'"), id="date-that-is-no-date")]
+
+
+def _csv_rows(client) -> list[dict]:
+    body = b"".join(client.get("/audit/export.csv").streaming_content).decode()
+    return list(csv.DictReader(io.StringIO(body)))
+
+
+def _export_lines(client) -> list[dict]:
+    body = b"".join(client.get("/audit/export.jsonl").streaming_content)
+    return [json.loads(line) for line in body.splitlines()]
+
+
+@sqlite_only
+@pytest.mark.parametrize("sql", UNREADABLE_ROW)
+def test_the_log_page_and_exports_name_a_row_that_cannot_be_read_instead_of_failing(
+        log, client, auditor, sql):
+    tampered = log[2]
+    raw(sql)
+    client.force_login(auditor)
+    page = client.get("/audit/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert f"Row {tampered.pk}:" in html
+    assert "cannot be read as an event" in html
+    assert "event 1" in html and "event 3" in html  # the readable events around it
+    lines = _export_lines(client)
+    # Complete, in the chain's order, the unreadable row in its place: re-verifying fails there.
+    assert [line["seq"] for line in lines[:EVENTS]] == [1, 2, None, 4, 5]
+    assert lines[2]["details"]["unreadable_event_id"] == tampered.pk
+    rows = _csv_rows(client)
+    assert [row["seq"] for row in rows[:EVENTS]] == ["1", "2", "", "4", "5"]
+    assert json.loads(rows[2]["details"])["unreadable_event_id"] == tampered.pk
+
+
+@sqlite_only
+def test_the_admin_sends_auditors_to_the_log_page_for_a_row_that_cannot_be_read(log, client,
+                                                                                superuser):
+    tampered = log[2]
+    raw(_set("uuid = 'not-a-uuid'"))
+    client.force_login(superuser)
+    for path in ("/admin/onboarding/auditevent/",
+                 f"/admin/onboarding/auditevent/{tampered.pk}/change/"):
+        response = client.get(path, follow=True)
+        assert response.redirect_chain[-1][0] == "/audit/"
+        assert "cannot be read: they were changed outside Aisle Keys" in response.content.decode()
+    # A readable event's page is shown as usual.
+    assert client.get(f"/admin/onboarding/auditevent/{log[1].pk}/change/").status_code == 200
+
+
+def test_the_admin_does_not_call_a_bug_tampering(log, client, superuser, monkeypatch):
+    from onboarding import admin as onboarding_admin
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug, not a row")
+
+    monkeypatch.setattr(onboarding_admin.admin.ModelAdmin, "changelist_view", broken)
+    client.force_login(superuser)
+    with pytest.raises(ValueError, match="a bug"):
+        client.get("/admin/onboarding/auditevent/")
+
+
+@sqlite_only
+@pytest.mark.parametrize("sql", NO_DATE)
+def test_exports_keep_an_event_whose_time_was_typed_over_with_no_date(log, client, auditor, sql):
+    raw(sql)
+    client.force_login(auditor)
+    lines = _export_lines(client)
+    assert [line["seq"] for line in lines[:EVENTS]] == [1, 2, 3, 4, 5]
+    assert lines[2]["target"] == "event 2"
+    assert [row["target"] for row in _csv_rows(client)[:EVENTS]] == [
+        f"event {n}" for n in range(EVENTS)]
 
 
 @pytest.mark.parametrize("sql", [

@@ -23,6 +23,8 @@ from onboarding.services.audit import (
     RequestMeta,
     audit_event_row,
     audit_export_record,
+    audit_page,
+    audit_rows,
     audit_search,
     csv_cell,
 )
@@ -73,8 +75,9 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     require_oversight(request, permission=AUDIT_PERMISSION)
     form, events = _filtered(request)
     page = Paginator(events, EVENTS_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "dashboard/audit_log.html", {"form": form, "page": page},
-                  status=200 if form.is_valid() else 400)
+    return render(request, "dashboard/audit_log.html", {
+        "form": form, "page": page, "events": audit_page(page.object_list),
+    }, status=200 if form.is_valid() else 400)
 
 
 class _Echo:
@@ -85,14 +88,14 @@ class _Echo:
 def _csv_lines(events: Any) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(EXPORT_FIELDS)
-    for event in events.iterator(chunk_size=500):
+    for event in audit_rows(events, batch_size=500):
         row = audit_event_row(event)
         row["details"] = json.dumps(row["details"], sort_keys=True, cls=DjangoJSONEncoder)
         yield writer.writerow([csv_cell(row[name]) for name in EXPORT_FIELDS])
 
 
 def _jsonl_lines(events: Any) -> Iterator[str]:
-    for event in events.iterator(chunk_size=500):
+    for event in audit_rows(events, batch_size=500):
         yield json.dumps(audit_event_row(event), cls=DjangoJSONEncoder) + "\n"
 
 
@@ -114,7 +117,7 @@ def _export(request: HttpRequest, fmt: str, lines: Any, content_type: str) -> Ht
                       {"form": form, "page": None}, status=400)
     audit_export_record(actor=request.user, fmt=fmt, filters=form.cleaned_data,
                         meta=RequestMeta.from_request(request))
-    # Oldest first, as the chain runs, so an export can be re-verified line by line.
-    response = StreamingHttpResponse(lines(events.order_by("seq")), content_type=content_type)
+    # Oldest first, in the chain's order, so an export can be re-verified line by line.
+    response = StreamingHttpResponse(lines(events), content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="audit-log.{fmt}"'
     return response

@@ -256,7 +256,7 @@ class AuditVerdict:
 _UNREADABLE = (ValueError, TypeError, ArithmeticError, ValidationError)
 
 
-def _row_unreadable(exc: Exception) -> bool:
+def row_unreadable(exc: Exception) -> bool:
     """Did reading fail because of the row itself? A value that does not convert (one of
     `_UNREADABLE`), or bytes that are not UTF-8 in a text column, which SQLite keeps and Python's
     driver refuses to read ("Could not decode to UTF-8 column ..."). Any other OperationalError
@@ -267,38 +267,68 @@ def _row_unreadable(exc: Exception) -> bool:
     return isinstance(exc, _UNREADABLE)
 
 
-def _chain(batch_size: int = 2000) -> Iterator[AuditEvent | int]:
-    """Every event in id order; for a row that cannot be read as an event, its id instead, so
-    the walk can name it rather than end in a traceback."""
+@dataclass(frozen=True)
+class UnreadableEvent:
+    """A row of the log that cannot be read as an event (a value the log never writes, typed
+    over by hand: SQLite keeps any value in any column). Its id is always readable, so pages,
+    exports and verification name it instead of ending in a traceback."""
+
+    id: int
+    unreadable = True  # for templates: `{% if event.unreadable %}`
+    # What pages and exports say of it, in place of the event's content.
+    problem = ("This row cannot be read as an event: it was changed outside Aisle Keys. "
+               "Run manage.py verify_audit_log.")
+
+
+AuditRow = AuditEvent | UnreadableEvent
+
+
+def audit_rows(events: models.QuerySet[AuditEvent], *, batch_size: int = 2000
+               ) -> Iterator[AuditRow]:
+    """The events in id order (the chain's order: for an intact log, seq order too), in
+    batches, with an `UnreadableEvent` in place of a row that cannot be read."""
     # Keyset pagination: constant memory however long the log grows. The first batch has no
     # lower bound: the product never writes an id below 1, but a row inserted by hand with one
     # (say -1, seq 0) would otherwise be shown by the log pages and never read here.
-    events = AuditEvent.objects.order_by("id")
+    events = events.order_by("id")
     page = events
     while True:
-        try:
-            batch: list[AuditEvent | int] = list(page[:batch_size])
-        except (*_UNREADABLE, OperationalError) as exc:
-            if not _row_unreadable(exc):
-                raise
-            batch = list(_one_by_one(page, batch_size))
+        batch = audit_page(page[:batch_size])
         if not batch:
             return
         yield from batch
-        last = batch[-1]
-        page = events.filter(id__gt=last if isinstance(last, int) else last.id)
+        page = events.filter(id__gt=batch[-1].id)
 
 
-def _one_by_one(page: models.QuerySet[AuditEvent], size: int) -> Iterator[AuditEvent | int]:
-    # Only a batch that failed to read comes here: its ids (plain integers, always readable),
+def audit_page(events: models.QuerySet[AuditEvent]) -> list[AuditRow]:
+    """One page of events (a sliced queryset), with an `UnreadableEvent` in place of a row that
+    cannot be read: the audit log page lists a tampered log, it does not fail on it."""
+    try:
+        return list(events)
+    except (*_UNREADABLE, OperationalError) as exc:
+        if not row_unreadable(exc):
+            raise
+    # Only a page that failed to read comes here: its ids (plain integers, always readable),
     # then each row alone, to find the ones that cannot be read.
-    for event_id in page.values_list("id", flat=True)[:size]:
+    rows: list[AuditRow] = []
+    for event_id in events.values_list("id", flat=True):
         try:
-            yield AuditEvent.objects.get(id=event_id)
+            rows.append(AuditEvent.objects.get(id=event_id))
         except (*_UNREADABLE, OperationalError) as exc:
-            if not _row_unreadable(exc):
+            if not row_unreadable(exc):
                 raise
-            yield event_id
+            rows.append(UnreadableEvent(event_id))
+    return rows
+
+
+def audit_unreadable_ids(events: models.QuerySet[AuditEvent]) -> list[int]:
+    """The ids of the rows among `events` that cannot be read as events (a whole walk)."""
+    return [row.id for row in audit_rows(events) if isinstance(row, UnreadableEvent)]
+
+
+def _chain(batch_size: int = 2000) -> Iterator[AuditRow]:
+    """Every event in id order, as `audit_verify` walks them."""
+    return audit_rows(AuditEvent.objects.all(), batch_size=batch_size)
 
 
 def _same_digest(stored: Any, expected: str) -> bool:
@@ -328,7 +358,7 @@ def audit_verify() -> AuditVerdict:
     try:
         head = AuditChainHead.objects.filter(id=1).first()
     except OperationalError as exc:
-        if not _row_unreadable(exc):
+        if not row_unreadable(exc):
             raise
         return AuditVerdict(False, 0, None, "the chain head was altered: it cannot be read")
     if head is None:  # made by the migrations, before any event: never deleted by the product
@@ -344,8 +374,8 @@ def audit_verify() -> AuditVerdict:
     checked = 0
     last: AuditEvent | None = None
     for event in _chain():
-        if isinstance(event, int):  # a row that cannot even be read as an event
-            return AuditVerdict(False, checked, event, "its content was altered")
+        if isinstance(event, UnreadableEvent):  # a row that cannot even be read as an event
+            return AuditVerdict(False, checked, event.id, "its content was altered")
         # Events past the head (written after it was read) are checked like the rest, only not
         # counted against it: skipping them unchecked let a row forged onto the end pass.
         if event.seq != expected_seq:
@@ -377,7 +407,7 @@ def audit_event_place(*, event_id: int) -> tuple[Any, str] | None:
         # Only the two columns named: the rest of a tampered row may not read as an event.
         return AuditEvent.objects.filter(pk=event_id).values_list("seq", "action").first()
     except OperationalError as exc:
-        if not _row_unreadable(exc):
+        if not row_unreadable(exc):
             raise
         return None
 
@@ -389,10 +419,17 @@ EXPORT_FIELDS = ["seq", "at", "actor_id", "actor_name", "ip", "user_agent", "act
                  "prev_hmac", "hmac"]
 
 
-def audit_event_row(event: AuditEvent) -> dict[str, Any]:
-    """One event as plain values (the HMAC included, so an export can be checked later)."""
+def audit_event_row(event: AuditRow) -> dict[str, Any]:
+    """One event as plain values (the HMAC included, so an export can be checked later). A row
+    that cannot be read keeps its place with empty fields, its id and the problem in `details`:
+    the export stays complete, and re-verifying it fails there, as it should."""
+    if isinstance(event, UnreadableEvent):
+        row: dict[str, Any] = dict.fromkeys(EXPORT_FIELDS)
+        row["details"] = {"unreadable_event_id": event.id, "problem": event.problem}
+        return row
     row = {name: getattr(event, name) for name in EXPORT_FIELDS}
-    row["at"] = event.at.isoformat()
+    # A tampered `at` can read back as no date at all (None, or SQLite's raw value): as stored.
+    row["at"] = event.at.isoformat() if isinstance(event.at, datetime) else event.at
     row["integration_uuid"] = str(event.integration_uuid) if event.integration_uuid else None
     return row
 
