@@ -300,7 +300,7 @@ def test_the_last_production_action_is_in_words_on_the_page_and_a_code_in_the_cs
                  environment=Environment.PRODUCTION, target="check")
     client.force_login(auditor)
     body = client.get("/access/").content.decode()
-    label = '<td data-label="Last Production action">'
+    label = '<td role="cell" data-label="Last Production action">'
     assert f"{label}Connectivity check <time" in body and f"{label}check <time" not in body
     csv_body = client.get("/access/report.csv").content.decode()
     assert ",check," in csv_body

@@ -508,7 +508,8 @@ def test_the_log_names_actions_in_words_and_its_exports_keep_the_codes(client, a
     audit_record(action="retired_action", actor=lead)  # a code no longer defined
     client.force_login(auditor)
     body = client.get("/audit/").content.decode()
-    action, env = '<td data-label="Action">', '<td data-label="Environment">'
+    action = '<td role="cell" data-label="Action">'
+    env = '<td role="cell" data-label="Environment">'
     assert f"{action}Secret revealed</td>" in body and f"{action}reveal</td>" not in body
     assert f"{env}Sandbox</td>" in body and f"{env}sandbox</td>" not in body
     assert f"{action}retired_action</td>" in body

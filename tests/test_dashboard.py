@@ -384,17 +384,17 @@ def test_every_sandbox_version_is_listed_newest_first_without_secrets(client, le
         response = client.get(sandbox_history_url(integration))
     assert response.status_code == 200
     html = response.content.decode()
-    numbers = [int(n) for n in re.findall(r'<td data-label="Version">v(\d+)', html)]
+    numbers = [int(n) for n in re.findall(r'<td role="cell" data-label="Version">v(\d+)', html)]
     assert numbers == [4, 3, 2, 1]
-    assert '<td data-label="Version">v4 (current)</td>' in html
-    assert "(current)" not in html.split('<td data-label="Version">v3')[1]
+    assert '<td role="cell" data-label="Version">v4 (current)</td>' in html
+    assert "(current)" not in html.split('<td role="cell" data-label="Version">v3')[1]
     assert "cl…56" in html and "client-abcdef123456" not in html  # masked
     assert_no_secret(response.content)
     for company_id in range(5, 30):
         onboard(company_id=company_id)
     with CaptureQueriesContext(connection) as many:
         html = client.get(sandbox_history_url(integration)).content.decode()
-    assert html.count('<td data-label="Version">v') == 29
+    assert html.count('<td role="cell" data-label="Version">v') == 29
     assert len(many) == len(few), "the page must not cost a query per version"
 
 
@@ -406,7 +406,7 @@ def test_each_sandbox_version_names_the_fields_it_changed_never_their_values(cli
             password="a-brand-new-password-0001")  # v3: both secrets
     client.force_login(lead)
     html = client.get(sandbox_history_url(integration)).content.decode()
-    changed = re.findall(r'<td data-label="Changed">([^<]*)</td>', html)
+    changed = re.findall(r'<td role="cell" data-label="Changed">([^<]*)</td>', html)
     assert changed == ["Client secret, Password", "Company ID", "first version"]
     assert "a-brand-new-secret-0001" not in html and "a-brand-new-password-0001" not in html
 

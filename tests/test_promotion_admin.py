@@ -440,7 +440,7 @@ def test_the_reason_of_a_promotion_is_a_plain_cell_not_a_flash_message(client, l
                                                                        page):
     client.force_login(lead)
     html = client.get(reverse(f"dashboard:{page}", args=[promoted.uuid])).content.decode()
-    assert '<td class="promotion-reason" data-label="Why">launch</td>' in html
+    assert '<td role="cell" class="promotion-reason" data-label="Why">launch</td>' in html
     assert 'class="message' not in html  # the flash messages' class (none on these pages)
 
 
@@ -457,9 +457,9 @@ def test_the_changed_fields_of_a_promotion_are_named_in_words(client, lead, rele
                     reviewed_production_version=None)
     client.force_login(lead)
     html = client.get(reverse(f"dashboard:{page}", args=[promoted.uuid])).content.decode()
-    assert '<td data-label="Changed">Client ID, Client secret, Company ID</td>' in html
+    assert '<td role="cell" data-label="Changed">Client ID, Client secret, Company ID</td>' in html
     assert "<code>client_id</code>" not in html and "client_secret" not in html
-    assert '<td data-label="Changed">nothing</td>' in html
+    assert '<td role="cell" data-label="Changed">nothing</td>' in html
 
 def test_each_rollback_choice_says_which_fields_it_would_change(client, release_manager,
                                                                 promoted):
@@ -467,7 +467,7 @@ def test_each_rollback_choice_says_which_fields_it_would_change(client, release_
     # to v1 changes what v2 changed, named, never shown.
     client.force_login(release_manager)
     html = client.get(history_url(promoted)).content.decode()
-    changed = re.findall(r'<td data-label="Changed">([^<]*)</td>', html)
+    changed = re.findall(r'<td role="cell" data-label="Changed">([^<]*)</td>', html)
     assert changed[:2] == ["Client ID, Client secret, Company ID", "first version"]
     form = html.split('name="to_version" value="1"')[1].split("</form>")[0]
     assert ("Rolling back changes the client ID, client secret and company ID." in form)
@@ -483,7 +483,7 @@ def test_a_rollback_to_the_same_values_says_it_changes_nothing(client, release_m
                    reason="back", reviewed_current=2)  # v3 = v1
     client.force_login(release_manager)
     html = client.get(history_url(promoted)).content.decode()
-    assert re.findall(r'<td data-label="Changed">([^<]*)</td>', html)[:1] == [
+    assert re.findall(r'<td role="cell" data-label="Changed">([^<]*)</td>', html)[:1] == [
         "Client ID, Client secret, Company ID"]
     to_v1 = html.split('name="to_version" value="1"')[1].split("</form>")[0]
     assert "Same values as the current version" in to_v1
