@@ -27,6 +27,7 @@ from onboarding.iqmetrix_wire import (
     BODY_READ_ERRORS,
     AccountsURLError,
     BodyDeadline,
+    DeadlineAdapter,
     checked_base_url,
     in_words,
     is_timeout,
@@ -37,6 +38,7 @@ from onboarding.iqmetrix_wire import (
     parse_expires_in,
     parse_retry_after,
     read_capped,
+    request_deadline,
     storable_json,
 )
 
@@ -192,6 +194,8 @@ def _exchange(
         # No proxies, .netrc or CA bundle from the environment: credentials go exactly where the
         # settings say and are checked against the bundled CA list.
         session.trust_env = False
+        for scheme in ("http://", "https://"):
+            session.mount(scheme, DeadlineAdapter())  # answers end by each request's deadline
         sent_at = datetime.now(UTC)
         started = time.monotonic()
         try:
@@ -230,13 +234,32 @@ def _send(
     # `total` makes urllib3 shorten the wait for the headers by the time the connect took, so
     # connect + headers fit the budget; the body read below gets whatever is left of it.
     timeout = Timeout(connect=connect, read=read, total=budget)
+    with request_deadline(deadline):
+        return _send_by(session, method, url, target, deadline=deadline, budget=budget,
+                        timeout=timeout, limits=(connect, read), **kwargs)
+
+
+def _send_by(
+    session: requests.Session, method: str, url: str, target: _Target, *, deadline: float,
+    budget: float, timeout: Timeout, limits: tuple[float, float], **kwargs: Any,
+) -> _Answer:
+    read = limits[1]
     try:
         response = session.request(
             method, url, timeout=timeout, verify=True, allow_redirects=False,
             stream=True, **kwargs,
         )
     except requests.RequestException as exc:
-        raise _network_fault(exc, target, limits=(connect, read)) from None
+        if (not isinstance(exc, requests.ConnectTimeout) and is_timeout(exc)
+                and time.monotonic() >= deadline - 0.01):
+            # Cut off by the deadline, not by one silent wait: the status line or headers came
+            # too slowly (a byte at a time), each receive inside the read timeout.
+            raise _Fault(
+                Outcome.TIMEOUT,
+                f"The iQmetrix accounts host for {target.env} ({target.host}) did not finish "
+                f"answering within {_budget_words(budget)}. Try again later.",
+            ) from None
+        raise _network_fault(exc, target, limits=limits) from None
     except ValueError:
         # Not a network fault: a value that cannot go into an HTTP request, e.g. a header value
         # http.client cannot encode as Latin-1 (UnicodeEncodeError). Its text names the character
@@ -254,12 +277,10 @@ def _send(
         try:
             body = read_capped(response, deadline=deadline, read_timeout=read)
         except BodyDeadline:
-            # Rounded: a shortened /v1/me budget is not a round number of seconds.
-            allowed = in_words(max(round(budget, 1), 0.1))
             raise _Fault(
                 Outcome.TIMEOUT,
                 f"The iQmetrix accounts host for {target.env} ({target.host}) started answering "
-                f"but did not finish within {allowed}. Try again later.",
+                f"but did not finish within {_budget_words(budget)}. Try again later.",
                 response.status_code,
             ) from None
         except BODY_READ_ERRORS as exc:
@@ -277,6 +298,11 @@ def _send(
                 response.status_code,
             ) from None
         return _Answer(response.status_code, response.headers, body)
+
+
+def _budget_words(budget: float) -> str:
+    # Rounded: a shortened /v1/me budget is not a round number of seconds.
+    return in_words(max(round(budget, 1), 0.1))
 
 
 def _network_fault(

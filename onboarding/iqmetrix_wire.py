@@ -9,6 +9,7 @@ parsed, never echoed.
 from __future__ import annotations
 
 import http.client
+import io
 import ipaddress
 import json
 import math
@@ -17,11 +18,17 @@ import socket
 import ssl
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import requests.adapters
+import urllib3
+import urllib3.connection
 import urllib3.exceptions
 
 MAX_BODY_BYTES = 1_048_576
@@ -132,6 +139,103 @@ def _socket_of(response: requests.Response) -> socket.socket | None:
     reader = getattr(getattr(response.raw, "_fp", None), "fp", None)
     sock = getattr(getattr(reader, "raw", None), "_sock", None)
     return sock if isinstance(sock, socket.socket) else None
+
+
+# --- a deadline for the status line and headers -------------------------------------------------
+#
+# A socket timeout bounds each receive, not the answer: a server sending its status line or
+# headers a byte at a time, each inside the read timeout, would hold a check until http.client's
+# header limits (100 lines of 64 KiB), which at that pace is days, far past the claim span and
+# gunicorn's worker timeout. So every receive of the answer (status line, headers and body) may
+# wait only until the request's deadline: the response reads its socket through `_DeadlineRaw`,
+# which shortens the socket's timeout to what is left before each receive. No thread, no signal.
+# The deadline is per request, set by `request_deadline` around the call (a ContextVar: the
+# request runs in the caller's thread).
+
+_DEADLINE: ContextVar[float | None] = ContextVar("iqmetrix_request_deadline", default=None)
+
+
+@contextmanager
+def request_deadline(deadline: float) -> Iterator[None]:
+    """Answers read inside this block end by `deadline` (a time.monotonic() value)."""
+    token = _DEADLINE.set(deadline)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+class _DeadlineRaw(io.RawIOBase):
+    """The socket file of an answer, each receive bounded by the deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        # The socket's own file, which keeps the socket open while the answer is read (as
+        # http.client needs when it closes the connection after a "Connection: close" answer).
+        self._file = sock.makefile("rb", buffering=0)
+        self._sock = sock  # the name `_socket_of` looks for, as on the standard socket file
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the answer did not end by the request's deadline")
+        timeout = self._sock.gettimeout()
+        self._sock.settimeout(remaining if timeout is None else min(timeout, remaining))
+        try:
+            return self._file.readinto(buffer)
+        finally:
+            if self._sock.fileno() != -1:
+                self._sock.settimeout(timeout)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._file.close()
+        super().close()
+
+
+class _DeadlineSocket:
+    """What http.client's response needs of a socket: `makefile("rb")`."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock, self._deadline = sock, deadline
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineRaw(self._sock, self._deadline))
+
+
+class _DeadlineResponse(http.client.HTTPResponse):
+    def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
+        deadline = _DEADLINE.get()
+        super().__init__(_DeadlineSocket(sock, deadline) if deadline is not None else sock,
+                         *args, **kwargs)
+
+
+class _HTTPConnection(urllib3.connection.HTTPConnection):
+    response_class = _DeadlineResponse
+
+
+class _HTTPSConnection(urllib3.connection.HTTPSConnection):
+    response_class = _DeadlineResponse
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class DeadlineAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter whose answers honour `request_deadline`; mount it for http and https."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
 
 def causes(exc: BaseException) -> Iterator[BaseException]:

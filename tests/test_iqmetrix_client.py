@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import socket
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -255,6 +256,41 @@ def test_a_server_that_dribbles_the_body_forever_is_cut_off():
         elapsed = time.monotonic() - started
     assert result.outcome == Outcome.TIMEOUT and result.http_status == 200
     assert elapsed < 3
+    assert_plain(result)
+
+
+def _in_a_thread(call, *, within: float):
+    """`call()`'s result, or a failure once `within` seconds pass: a client that never returns
+    must fail the test, not hang the suite."""
+    done: list = []
+    worker = threading.Thread(target=lambda: done.append(call()), daemon=True)
+    worker.start()
+    worker.join(within)
+    assert done, f"the exchange was still running after {within} s"
+    return done[0]
+
+
+@pytest.mark.parametrize("where", ["status line", "headers"])
+def test_a_server_that_dribbles_its_headers_is_cut_off_at_the_request_deadline(where):
+    # A byte well inside the read timeout each time: no socket read ever times out, and
+    # http.client reads headers until its own limits (100 lines of 64 KiB), which at this pace
+    # is days. Only the client's deadline for the whole request (connect + read) stops it.
+    def dribble(ex: Exchange) -> None:
+        if where == "headers":
+            ex.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        else:
+            ex.write(b"HTTP/1.1 ")
+        while not ex.stopping.wait(0.1):
+            ex.write(b"a")
+
+    with fault_server(dribble) as server:
+        started = time.monotonic()
+        result = _in_a_thread(lambda: exchange(server.url, connect_timeout=0.5,
+                                               read_timeout=1.0), within=8)
+        elapsed = time.monotonic() - started
+    assert result.outcome == Outcome.TIMEOUT and result.http_status is None
+    assert "within 1.5 seconds" in result.message, result.message
+    assert elapsed < 4
     assert_plain(result)
 
 
