@@ -407,7 +407,20 @@
   document.addEventListener("DOMContentLoaded", function () {
     var boxes = document.querySelectorAll("textarea[data-paste-status]");
     Array.prototype.forEach.call(boxes, function (box) {
-      box.addEventListener("input", function () { fill(box); });
+      // A paste or a drop is read at once: it arrives whole. Typed text is read only when the
+      // lead leaves the box (change): read at each keystroke, "Client ID: a" would fill the
+      // field with "a" and clear the box under the lead's fingers. (Saving reads the box too.)
+      var pasted = false;
+      box.addEventListener("paste", function () { pasted = true; });
+      box.addEventListener("drop", function () { pasted = true; });
+      box.addEventListener("input", function (event) {
+        var kind = event.inputType || "";
+        if (pasted || kind === "insertFromPaste" || kind === "insertFromDrop") {
+          pasted = false;
+          fill(box);
+        }
+      });
+      box.addEventListener("change", function () { fill(box); });
       // A lead who pastes while the page is still loading (a slow link) gave their input event
       // before this listener existed; read what is already in the box so the paste is not ignored.
       if (box.value.trim()) { fill(box); }

@@ -21,6 +21,14 @@ def login(page, username: str, password: str = USER_PASSWORD) -> None:
     page.wait_for_url(re.compile(r"/$"))
 
 
+def paste(page, box, text: str) -> None:
+    """Paste `text` into `box` as a lead does: through the clipboard, with Ctrl+V."""
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.evaluate("text => navigator.clipboard.writeText(text)", text)
+    box.focus()
+    page.keyboard.press("ControlOrMeta+V")
+
+
 def screenshot(page, name: str, *, width: int = 1440) -> Path:
     """A full-page PNG in docs/screenshots/ at the given width."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from tests.e2e.pages import (
     assert_counts_down,
     demo_credentials,
     login,
+    paste,
     screenshot,
     seconds_left,
 )
@@ -40,7 +41,7 @@ def test_a_lead_pastes_the_curl_example_saves_and_checks_and_the_countdown_runs(
     page.get_by_label("Integration name").fill("Acme POS")
 
     # The paste fills the fields in the browser at once (static/js/paste.js).
-    page.get_by_label("The cURL command or the Postman environment").fill(GUIDE_CURL)
+    paste(page, page.get_by_label("The cURL command or the Postman environment"), GUIDE_CURL)
     expect(page.locator("#paste-status")).to_contain_text(
         "Filled from the paste: client ID, client secret, user name and password.")
     # The secrets are in the masked fields now, not left in the clear in the paste box.
@@ -113,7 +114,7 @@ def test_without_javascript_the_paste_is_read_when_saving(browser, live_server, 
         login(page, "lead")
         page.goto("/integrations/new/")
         page.get_by_label("Integration name").fill("No Script Store")
-        page.get_by_label("The cURL command or the Postman environment").fill(GUIDE_CURL)
+        paste(page, page.get_by_label("The cURL command or the Postman environment"), GUIDE_CURL)
         expect(page.get_by_label("Client ID")).to_have_value("")  # nothing filled in the page
         page.get_by_role("button", name="Save", exact=True).click()
         expect(page.locator(".messages")).to_contain_text(
