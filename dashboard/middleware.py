@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth import REDIRECT_FIELD_NAME, logout
 from django.contrib.auth.middleware import LoginRequiredMiddleware
 from django.http import HttpRequest, HttpResponse, QueryDict
-from django.shortcuts import redirect, resolve_url
+from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
@@ -47,7 +47,8 @@ def _page_the_user_was_on(request: HttpRequest) -> str:
     if _is_htmx(request):
         return _same_host_path(request, request.headers.get("HX-Current-URL", ""))
     if request.method == "GET":
-        return request.get_full_path()
+        # A bookmarked button's address answers only POST: come back to its form's page.
+        return form_page(request.get_full_path())
     came_from = _same_host_path(request, request.headers.get("Referer", ""))
     return form_page(came_from) if came_from else ""
 
@@ -128,6 +129,23 @@ class NoStoreMiddleware:
         if request.user.is_authenticated and not request.path.startswith(settings.STATIC_URL):
             response["Cache-Control"] = "no-store, private"
         return response
+
+
+class MethodNotAllowedPageMiddleware:
+    """A page, not the browser's blank "HTTP ERROR 405", for a GET of an address that only takes
+    a form's POST (a bookmarked Check now, say): it links to the page the form is on."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (response.status_code != 405 or response.content
+                or request.method not in ("GET", "HEAD")):
+            return response
+        page = render(request, "405.html", {"form_page": form_page(request.path)}, status=405)
+        page["Allow"] = response.get("Allow", "")
+        return page
 
 
 PASSWORD_OK_KEY = "aislekeys_password_ok"  # noqa: S105 (a session key name)

@@ -33,6 +33,10 @@ _FORM_PAGE_OF = {
     "dashboard:postman_export": ("dashboard:reveal", True),
     "dashboard:production_rollback": ("dashboard:production_history", True),
     "dashboard:grant_end": ("dashboard:access", False),
+    # Check now and Refresh token are buttons; a bookmark of their address (or a sign-in that
+    # comes back to it) lands on the package's checks, where the buttons are.
+    "dashboard:check_run": ("dashboard:check_history", True),
+    "dashboard:check_refresh": ("dashboard:check_history", True),
 }
 
 

@@ -172,6 +172,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "dashboard.middleware.NoStoreMiddleware",
+    # Inside CSP and no-store, so the page it renders for a refused GET gets their headers.
+    "dashboard.middleware.MethodNotAllowedPageMiddleware",
     # Axes last, as its documentation asks, so it sees the outcome of authentication.
     "axes.middleware.AxesMiddleware",
 ]

@@ -152,6 +152,8 @@ def test_every_post_only_address_maps_to_a_page_that_answers_get(client, superus
         "dashboard:postman_export": {"uuid": package.uuid},
         "dashboard:production_rollback": {"uuid": integration.uuid},
         "dashboard:grant_end": {"uuid": package.uuid},  # any uuid: the page names no grant
+        "dashboard:check_run": {"uuid": package.uuid},
+        "dashboard:check_refresh": {"uuid": package.uuid},
     }
     assert set(arguments) == set(_FORM_PAGE_OF)
     client.force_login(superuser)
