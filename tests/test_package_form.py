@@ -609,3 +609,19 @@ def test_a_current_client_id_with_markup_is_escaped_in_the_help_text(client, sup
                 f"/admin/onboarding/onboardingpackage/{integration.packages.get().pk}/change/"):
         html = client.get(url).content.decode()
         assert "&lt;b…b&gt;" in html and "<b…b>" not in html, url
+
+
+@pytest.mark.parametrize(("codenames", "status"), [
+    (["view_production"], 404),  # may not see Sandbox at all: nothing to tell
+    (["view_sandbox"], 403),     # sees it, may not edit it: told so
+])
+def test_an_environment_the_user_may_not_see_is_not_found_rather_than_refused(
+        db, client, codenames, status):
+    integration = onboard().package.integration
+    user = make_user("viewer")
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    client.force_login(user)
+    for suffix in ("", "check/"):
+        url = f"/integrations/{integration.uuid}/packages/sandbox/edit/{suffix}"
+        response = client.post(url, {}) if suffix else client.get(url)
+        assert response.status_code == status, url

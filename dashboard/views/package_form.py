@@ -111,7 +111,9 @@ def _edit(request: HttpRequest, *, uuid: UUID, environment: str, check: bool) ->
     if environment not in Environment.values:
         raise Http404("No such environment.")
     env = Environment(environment)
-    integration = integration_for(request, uuid=uuid)
+    # 404 for an environment the user may not see (as every page of one), 403 only for one
+    # they see but may not edit.
+    integration = integration_for(request, uuid=uuid, environment=env)
     require_for(request, action=Role.EDIT, environment=env, integration=integration)
     current = package_current(integration=integration, environment=env)
     needs_stepup = env == Environment.PRODUCTION and not stepup_is_fresh(request)
