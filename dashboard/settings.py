@@ -338,6 +338,8 @@ CONTENT_SECURITY_POLICY = {
 }
 
 LANGUAGE_CODE = "en-us"
+# One way of writing a time everywhere, the admin included: "2026-12-04 19:15 UTC".
+FORMAT_MODULE_PATH = ["dashboard.formats"]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC").strip() or "UTC"
 try:
     ZoneInfo(TIME_ZONE)

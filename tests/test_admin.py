@@ -760,3 +760,13 @@ def test_the_package_form_labels_read_as_the_dashboards(client, superuser, sandb
                   "Location ID", "Response format"):
         assert f">{label}:</label>" in page
     assert "Client id" not in page and "Company id" not in page
+
+
+def test_admin_pages_write_times_as_the_dashboard_does_with_their_zone(client, superuser):
+    # Django's default "Dec. 4, 2026, 7:15 p.m." named no zone, and the dashboard writes
+    # "2026-12-04 19:15 UTC": one way of writing a time everywhere (dashboard/formats).
+    onboard()
+    client.force_login(superuser)
+    html = client.get("/admin/onboarding/auditevent/").content.decode()
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", html)
+    assert not re.search(r"[ap]\.m\.", html)
