@@ -117,6 +117,11 @@ def _promotion_confirmation(modeladmin: admin.ModelAdmin, request: HttpRequest,
     return TemplateResponse(request, TEMPLATES + "promote_confirmation.html", context)
 
 
+# The page's credentials radio buttons. An integration the page shows as refused has none, so
+# a post without a choice for it is refused, not promoted with a choice nobody made.
+CREDENTIALS_CHOICES = {"keep": False, "copy": True}
+
+
 def _promote_each(request: HttpRequest, integrations: list[Integration]
                   ) -> tuple[list[Any], list[tuple[Integration, list[str]]]]:
     promoted, refused = [], []
@@ -132,7 +137,8 @@ def _promote_each(request: HttpRequest, integrations: list[Integration]
         try:
             promoted.append(promotion_apply(
                 integration=integration, actor=request.user, reason=request.POST["reason"],
-                copy_credentials=request.POST.get(f"credentials-{integration.pk}") == "copy",
+                copy_credentials=CREDENTIALS_CHOICES.get(
+                    request.POST.get(f"credentials-{integration.pk}", "")),
                 reviewed_sandbox_version=sandbox, reviewed_production_version=production,
                 meta=meta,
             ))

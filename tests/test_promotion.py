@@ -617,3 +617,23 @@ def test_a_promotion_and_a_rollback_at_once_each_replace_the_version_before_them
     assert len(promotions) == 10
     assert all(p.previous_version.number == p.new_version.number - 1 for p in promotions)
     assert audit_verify().ok
+
+
+def test_a_promotion_nobody_chose_credentials_for_is_refused(checked_sandbox, release_manager):
+    # The admin confirmation offers no choice for an integration it shows as refused; by the
+    # post its guards may pass, but keep or copy was never decided.
+    before = snapshot()
+    with pytest.raises(PromotionRefused) as refused:
+        promote(checked_sandbox.package.integration, release_manager, copy_credentials=None)
+    assert refused.value.reasons == [
+        "No credentials choice was made for it (keep Production's or copy Sandbox's): review "
+        "the promotion again."]
+    assert snapshot() == before
+
+
+def test_a_guard_refusal_is_not_buried_under_the_missing_credentials_choice(sandbox_version,
+                                                                            release_manager):
+    with pytest.raises(PromotionRefused) as refused:
+        promote(sandbox_version.package.integration, release_manager, copy_credentials=None)
+    assert [reason.split(":")[0] for reason in refused.value.reasons] == [
+        "Sandbox v1 has never passed a connectivity check"]

@@ -291,6 +291,118 @@ def test_a_grant_for_one_integration_refuses_the_others(client, checked):
                                              package__environment="production").exists()
 
 
+# ---- what the confirmation says for each integration ---------------------------------------
+
+def diff_table(html: str) -> dict[str, tuple[str, str]]:
+    """Field -> (keeping Production's credentials, copying Sandbox's) as the page words them."""
+    return {label: (keep, copy) for label, keep, copy in re.findall(
+        r'<tr><th scope="row">([^<]*)</th><td class="[^"]*">([^<]*)</td>'
+        r'<td class="[^"]*">([^<]*)</td></tr>', html)}
+
+
+def item_block(html: str, integration: Integration) -> str:
+    """The part of a confirmation page about one integration."""
+    blocks = html.split('<div class="module promotion-item">')[1:]
+    return next(block for block in blocks if f"<h2>{integration.name}:" in block)
+
+
+def test_with_no_production_version_kept_credentials_are_not_set_and_copied_ones_new(
+        manager_client, checked):
+    # "unchanged" claimed Production had credentials to keep; it has no version at all.
+    table = diff_table(confirm_page(manager_client, checked).content.decode())
+    for label in ("Client ID", "Client secret", "User name", "Password"):
+        assert table[label] == ("not set", "new")
+    assert table["Company ID"] == table["Location ID"] == ("new", "new")
+    assert table["Notes"] == ("not set", "not set")  # empty in Sandbox too
+    assert "unchanged" not in str(table)
+
+
+def test_with_a_production_version_the_diff_says_what_happens_to_each_credential(
+        manager_client, checked):
+    # Production v1 has its own client ID, user name and secret, but no password.
+    onboard(environment=Environment.PRODUCTION, client_id="prod-client-998877",
+            username="prod.user@example.com", client_secret=PRODUCTION_SECRET, password=None,
+            company_id=555)
+    html = confirm_page(manager_client, checked).content.decode()
+    table = diff_table(html)
+    for label in ("Client ID", "User name", "Client secret"):
+        assert table[label] == ("unchanged", "changed")
+    # A stored secret's emptiness is never told (as in the history): "unchanged" or "changed".
+    assert table["Password"] == ("unchanged", "changed")
+    assert table["Company ID"] == ("changed", "changed")
+    assert table["Location ID"] == ("unchanged", "unchanged")
+    assert table["Notes"] == ("not set", "not set")
+    for secret in (KNOWN_SECRET, KNOWN_PASSWORD, PRODUCTION_SECRET, "prod-client-998877"):
+        assert secret not in html
+
+
+def test_a_secret_sandbox_lacks_is_not_set_either_way_when_production_has_no_version(
+        manager_client, db):
+    integration = onboard(password=None).package.integration
+    passing_check(package_current(integration=integration, environment=Environment.SANDBOX))
+    table = diff_table(confirm_page(manager_client, integration).content.decode())
+    assert table["Password"] == ("not set", "not set")
+    assert table["Client secret"] == ("not set", "new")
+
+
+def test_a_refused_integration_shows_its_refusal_but_no_diff_and_no_choice(manager_client,
+                                                                           checked):
+    never_checked = onboard(name="Beta Kiosk").package.integration
+    html = confirm_page(manager_client, checked, never_checked).content.decode()
+    refused = item_block(html, never_checked)
+    assert "✗ Will not be promoted: Sandbox v1 has never passed a connectivity check" in refused
+    assert "promotion-diff" not in refused and "Copying Sandbox's credentials" not in refused
+    assert f'name="credentials-{never_checked.pk}"' not in html
+    # Still selected and reviewed, so that the result reports it as not promoted.
+    assert f'name="_selected_action" value="{never_checked.pk}"' in refused
+    assert f'name="reviewed-{never_checked.pk}"' in refused
+    allowed = item_block(html, checked)
+    assert "promotion-diff" in allowed
+    assert f'name="credentials-{checked.pk}" value="copy" checked' in allowed
+
+
+def page_post(page: str, *, credentials: dict[int, str]) -> dict:
+    """What the browser posts from a confirmation page: its hidden fields and the choices."""
+    data: dict = {"action": "promote_to_production", "post": "yes", "reason": "launch",
+                  "confirm_password": USER_PASSWORD,
+                  "_selected_action": re.findall(r'name="_selected_action" value="(\d+)"', page)}
+    data.update(re.findall(r'name="(reviewed-[^"]+)" value="([^"]*)"', page))
+    data.update({f"credentials-{pk}": choice for pk, choice in credentials.items()})
+    return data
+
+
+def test_a_refused_integration_without_a_choice_is_reported_and_the_others_promoted(
+        manager_client, checked):
+    never_checked = onboard(name="Beta Kiosk").package.integration
+    page = confirm_page(manager_client, checked, never_checked).content.decode()
+    response = manager_client.post(CHANGELIST, page_post(page, credentials={checked.pk: "copy"}))
+    html = response.content.decode()
+    assert "Promoted (1)" in html and "Not promoted (1)" in html
+    assert "Beta Kiosk: nothing was changed." in html
+    assert "Sandbox v1 has never passed a connectivity check" in html
+    promoted = package_current(integration=checked, environment=Environment.PRODUCTION)
+    assert promoted.client_secret == KNOWN_SECRET  # the choice made for it: copy
+    assert not PackageVersion.objects.filter(package__integration=never_checked,
+                                             package__environment="production").exists()
+
+
+def test_an_integration_refused_on_the_page_is_not_promoted_when_it_passes_meanwhile(
+        manager_client, sandbox_version):
+    # The page offered no credentials choice for it; a check passing before the post must not
+    # promote it with a choice nobody made.
+    integration = sandbox_version.package.integration
+    page = confirm_page(manager_client, integration).content.decode()
+    assert "✗ Will not be promoted:" in page
+    passing_check(sandbox_version)
+    response = manager_client.post(CHANGELIST, page_post(page, credentials={}))
+    html = response.content.decode()
+    assert "Promoted (0)" in html and "Not promoted (1)" in html
+    assert "No credentials choice was made" in html
+    assert Promotion.objects.count() == 0
+    assert not PackageVersion.objects.filter(package__integration=integration,
+                                             package__environment="production").exists()
+
+
 # ---- rollback action ------------------------------------------------------------------------
 
 @pytest.fixture

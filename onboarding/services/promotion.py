@@ -53,6 +53,12 @@ class DiffStatus(TextChoices):
     CHANGED = "changed", "changed"
     UNCHANGED = "unchanged", "unchanged"
     NEW = "new", "new"
+    # Only on the confirmation page (see preview_diff); a stored diff says "unchanged".
+    NOT_SET = "not-set", "not set"
+
+
+NO_CREDENTIALS_CHOICE = ("No credentials choice was made for it (keep Production's or copy "
+                         "Sandbox's): review the promotion again.")
 
 
 class PromotionRefused(Exception):
@@ -109,10 +115,12 @@ class PromotionPreview:
 
     @property
     def diff_rows(self) -> list[dict[str, str]]:
-        """One row per field with its status under either credentials choice."""
+        """One row per field with its status under either credentials choice: the status code
+        (for a class name) and its words."""
         return [
             {"field": keep["field"], "label": field_label(keep["field"], capitalised=True),
-             "keep": keep["status"], "copy": copy["status"]}
+             "keep": keep["status"], "keep_words": DiffStatus(keep["status"]).label,
+             "copy": copy["status"], "copy_words": DiffStatus(copy["status"]).label}
             for keep, copy in zip(self.diff_keep, self.diff_copy, strict=True)
         ]
 
@@ -139,6 +147,21 @@ def field_diff(*, before: PackageVersion | None, after: dict[str, Any]) -> list[
         else:
             status = DiffStatus.CHANGED
         rows.append({"field": name, "status": str(status)})
+    return rows
+
+
+def preview_diff(*, before: PackageVersion | None, after: dict[str, Any]
+                 ) -> list[dict[str, str]]:
+    """field_diff in the confirmation page's words: a field that stays empty is "not set", as
+    "unchanged" would claim there is a value to keep (with no Production version, there is
+    nothing at all). A secret of an existing version stays "unchanged", for the reason it is
+    never "new": "not set" would tell the reader that the stored secret is empty."""
+    rows = field_diff(before=before, after=after)
+    for row in rows:
+        name = row["field"]
+        if (row["status"] == DiffStatus.UNCHANGED and _blank(after.get(name))
+                and (before is None or name not in PackageVersion.SECRET_FIELDS)):
+            row["status"] = str(DiffStatus.NOT_SET)
     return rows
 
 
@@ -261,7 +284,7 @@ def promotion_preview(*, integration: Integration, actor: Any) -> PromotionPrevi
     if sandbox is not None:
         for copy, target in ((False, preview.diff_keep), (True, preview.diff_copy)):
             proposed = _proposed(sandbox=sandbox, production=production, copy_credentials=copy)
-            target.extend(field_diff(before=production, after=proposed))
+            target.extend(preview_diff(before=production, after=proposed))
     return preview
 
 
@@ -305,7 +328,7 @@ def promotion_apply(
     integration: Integration,
     actor: Any,
     reason: str,
-    copy_credentials: bool,
+    copy_credentials: bool | None,
     reviewed_sandbox_version: UUID | str | None,
     reviewed_production_version: UUID | str | None,
     meta: RequestMeta | None = None,
@@ -315,7 +338,9 @@ def promotion_apply(
 
     The reviewed versions are what the confirmation showed (a uuid, or "none"): the choices made
     there, above all keeping or copying credentials, only hold for those versions, so a change
-    of either side since refuses. None skips that side's check (no review step). The one
+    of either side since refuses. None skips that side's check (no review step).
+    `copy_credentials` None means nobody chose (the confirmation offers no choice for an
+    integration it shows as refused): refused too, even if the guards pass by now. The one
     exception is the caller's own promotion of that very Sandbox version over that very
     Production version with the same credentials choice, which is what a second click or a
     resent confirmation finds: it is returned as done, with no second version or event (as
@@ -331,6 +356,9 @@ def promotion_apply(
         if sandbox is not None:  # no Sandbox at all is the guards' "has no package yet"
             reasons += _changed_since_review("Sandbox", current=sandbox,
                                              reviewed=reviewed_sandbox_version)
+        if copy_credentials is None and not reasons:
+            # Said only when nothing else refuses: the guards' own sentences say more.
+            reasons.append(NO_CREDENTIALS_CHOICE)
         # Locked before any refusal, so every reason shows at once; a refusal rolls the
         # Production slot's creation back with it.
         package = _production_package_locked(integration)
