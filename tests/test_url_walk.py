@@ -11,12 +11,14 @@ the URL name.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
 from django.contrib import admin
 from django.contrib.contenttypes.models import ContentType
+from django.http import HttpResponse
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.urls.resolvers import RoutePattern
@@ -92,6 +94,17 @@ def objects_for(route: Route, world: dict) -> list[dict]:
             pytest.fail(f"url walker: no value for <{name}> in {route.name}; teach objects_for")
         fillings = [{**f, name: v} for f in fillings for v in values]
     return fillings
+
+
+def every_page(client: Client, world: dict) -> Iterator[tuple[Route, str, HttpResponse]]:
+    """(route, url, answer) of a GET of every URL with every filling, signing out left out
+    (it would end the client's session)."""
+    for route in routes():
+        if route.name in ("logout", "admin:logout"):
+            continue
+        for kwargs in objects_for(route, world):
+            url = reverse(route.name, kwargs=kwargs)
+            yield route, url, client.get(url)
 
 
 def admin_value(route: Route, name: str, world: dict) -> object:
