@@ -294,3 +294,17 @@ def test_the_page_names_a_deleted_granter_as_the_exports_do(client, auditor, out
     client.force_login(auditor)
     html = client.get("/access/").content.decode()
     assert f"grant #{grant.pk} until" in html and "granted by (deleted user) on" in html
+
+
+def test_a_permission_source_is_credited_to_who_gave_the_production_permission(db):
+    # The newest "permission added" event naming the user was taken, whatever it added: a
+    # Sandbox permission given later by someone else took the credit for Production access.
+    alice = make_user("alice", is_superuser=True)
+    bob = make_user("bob", is_superuser=True)
+    carol = make_user("carol")
+    with audit_acting(actor=alice):
+        carol.user_permissions.add(Permission.objects.get(codename="edit_production"))
+    with audit_acting(actor=bob):
+        carol.user_permissions.add(Permission.objects.get(codename="view_sandbox"))
+    row = next(r for r in access_report() if r.username == "carol").as_dict()
+    assert row["granted_by"] == "alice"

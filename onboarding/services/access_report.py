@@ -35,6 +35,10 @@ _CODENAMES = {
 }
 
 
+# How permission-change events name these permissions (audit._label of a Permission).
+_PRODUCTION_PERMISSION_LABELS = {f"onboarding.{codename}" for codename in _CODENAMES}
+
+
 def sorted_roles(values: Any) -> list[str]:
     return sorted(values, key=lambda r: ROLE_ORDER.get(r, 99))
 
@@ -163,8 +167,15 @@ def _added_by(rows: list[AccessRow]) -> dict[tuple[str, str], AuditEvent]:
         elif event.action == AuditAction.GROUP_CHANGE:
             pairs = [(u, f"group {details.get('group')}") for u in details.get("users", [])]
         elif "user" in details:
-            superuser = details.get("permissions") == ["superuser"]
-            pairs = [(details["user"], "superuser" if superuser else "permission")]
+            added = details.get("permissions") or []
+            if added == ["superuser"]:
+                pairs = [(details["user"], "superuser")]
+            elif any(name in _PRODUCTION_PERMISSION_LABELS for name in added):
+                pairs = [(details["user"], "permission")]
+            else:
+                # Only a Production permission explains Production access: a later Sandbox
+                # one given by someone else must not take the credit for it.
+                continue
         else:
             continue
         for pair in pairs:
