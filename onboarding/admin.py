@@ -480,7 +480,8 @@ class AuditEventAdmin(ReadOnlyAdmin):
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
                     extra_context: Any = None) -> HttpResponse:
         # Asked first: the admin would call such a row "deleted", hiding the tampering.
-        if object_id.isdigit() and audit_unreadable_ids(AuditEvent.objects.filter(pk=object_id)):
+        if object_id.isdecimal() and object_id.isascii() and audit_unreadable_ids(
+                AuditEvent.objects.filter(pk=object_id)):
             return self._unreadable(request)
         return super().change_view(request, object_id, form_url, extra_context=extra_context)
 

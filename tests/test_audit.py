@@ -162,8 +162,10 @@ def test_the_admin_sends_auditors_to_the_log_page_for_a_row_that_cannot_be_read(
         response = client.get(path, follow=True)
         assert response.redirect_chain[-1][0] == "/audit/"
         assert "cannot be read: they were changed outside Aisle Keys" in response.content.decode()
-    # A readable event's page is shown as usual.
+    # A readable event's page is shown as usual, and an id that is no number is no 500 ("²"
+    # passes str.isdigit()).
     assert client.get(f"/admin/onboarding/auditevent/{log[1].pk}/change/").status_code == 200
+    assert client.get("/admin/onboarding/auditevent/%C2%B2/change/").status_code == 302
 
 
 def test_the_admin_does_not_call_a_bug_tampering(log, client, superuser, monkeypatch):
