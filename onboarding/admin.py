@@ -23,6 +23,7 @@ from dashboard.forms import rebase_form
 from dashboard.stepup import stepup_is_fresh, stepup_redirect
 from onboarding.admin_access import (  # the import also registers users, groups, grants
     STEPUP_FIELD,
+    NulSafeListMixin,
     ReadOnlyAdmin,
     SelectionCheckMixin,
     StepUpFormMixin,
@@ -236,7 +237,7 @@ def _env_allows(request: HttpRequest, obj: OnboardingPackage | None, role: Role)
 @method_decorator(sensitive_post_parameters(*PackageVersion.SECRET_FIELDS, STEPUP_FIELD),
                   name="changeform_view")
 @admin.register(OnboardingPackage)
-class OnboardingPackageAdmin(StepUpFormMixin, admin.ModelAdmin):
+class OnboardingPackageAdmin(NulSafeListMixin, StepUpFormMixin, admin.ModelAdmin):
     form = PackageAdminForm
     list_display = ["integration", "environment", "version_number", "client_id_masked"]
     list_filter = ["environment"]
@@ -384,7 +385,7 @@ def _require_fresh_stepup(request: HttpRequest) -> None:
 
 
 @admin.register(Integration)
-class IntegrationAdmin(SelectionCheckMixin, admin.ModelAdmin):
+class IntegrationAdmin(NulSafeListMixin, SelectionCheckMixin, admin.ModelAdmin):
     form = IntegrationAdminForm
     list_display = ["name", "slug", "owner", "created_at"]
     list_select_related = ["owner"]  # one query for the page, not one per row

@@ -14,6 +14,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
@@ -27,7 +28,19 @@ from onboarding.models import AccessGrant
 from onboarding.services.audit import RequestMeta, audit_acting
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class NulSafeListMixin:
+    """A list filter or search value holding a NUL (never typed, only forged or mangled) is an
+    invalid lookup, as Django's admin treats other bad ones (back to the list, "?e=1"): PostgreSQL
+    refuses NUL in text, which became a 500 as the list was read."""
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        if any("\x00" in key or "\x00" in value
+               for key, values in request.GET.lists() for value in values):
+            raise IncorrectLookupParameters("a NUL in the list's parameters")
+        return super().get_changelist_instance(request)
+
+
+class ReadOnlyAdmin(NulSafeListMixin, admin.ModelAdmin):
     """Records written only by services (audit events, grants): the admin may look, never edit."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -152,7 +165,7 @@ class ActingAdminMixin(SelectionCheckMixin, StepUpFormMixin):
         return self._acting(request, super().delete_view, *args, **kwargs)
 
 
-class AuditedUserAdmin(ActingAdminMixin, UserAdmin):
+class AuditedUserAdmin(NulSafeListMixin, ActingAdminMixin, UserAdmin):
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = ""
                              ) -> HttpResponse:
         # Setting someone else's password is taking over their account: step-up, the event
@@ -161,7 +174,7 @@ class AuditedUserAdmin(ActingAdminMixin, UserAdmin):
                             form_url)
 
 
-class AuditedGroupAdmin(ActingAdminMixin, GroupAdmin):
+class AuditedGroupAdmin(NulSafeListMixin, ActingAdminMixin, GroupAdmin):
     pass
 
 
