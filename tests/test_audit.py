@@ -605,6 +605,25 @@ def test_deactivating_and_reactivating_an_account_is_audited(release_manager):
     assert AuditEvent.objects.count() == count
 
 
+def test_giving_and_taking_staff_status_is_audited_under_production_for_a_promoter(
+        release_manager, lead):
+    # Staff status opens the admin, where promotion is done: for a release manager it is what
+    # lets them promote, and it was changed without a trace.
+    release_manager.is_staff = False
+    release_manager.save()
+    event = AuditEvent.objects.filter(action=AuditAction.PERMISSION_CHANGE).latest("seq")
+    assert event.details == {"user": "release", "change": "removed", "permissions": ["staff"]}
+    assert event.environment == Environment.PRODUCTION
+    lead.is_staff = True
+    lead.save(update_fields=["is_staff"])
+    event = AuditEvent.objects.filter(action=AuditAction.PERMISSION_CHANGE).latest("seq")
+    assert event.details == {"user": "lead", "change": "added", "permissions": ["staff"]}
+    assert event.environment == Environment.PRODUCTION  # leads view Production
+    count = AuditEvent.objects.count()
+    lead.save()
+    assert AuditEvent.objects.count() == count
+
+
 # --- Deleting accounts and groups ---------------------------------------------------------------
 
 def test_deleting_an_account_is_audited_with_the_production_roles_it_took_away(release_manager,

@@ -588,14 +588,15 @@ def _m2m_manager(kind: str, instance: Any, model: type) -> Any:
     return instance.user_permissions if kind == "user_permissions" else instance.permissions
 
 
-ACCOUNT_FLAGS = ("is_superuser", "is_active")
+ACCOUNT_FLAGS = ("is_superuser", "is_active", "is_staff")
 
 
 def audit_account_flags(*, user: Any, before: dict[str, bool] | None) -> None:
-    """Superuser status given or taken, an account deactivated or reactivated: each changes
-    Production access. `before` is None for a new account (only a new superuser is news)."""
+    """Superuser status given or taken, an account deactivated or reactivated, staff status
+    given or taken: each changes Production access (or, for staff, where it can be used).
+    `before` is None for a new account (only a new superuser is news)."""
     if before is None:
-        before = {"is_superuser": False, "is_active": user.is_active}
+        before = {"is_superuser": False, "is_active": user.is_active, "is_staff": user.is_staff}
     if before["is_superuser"] != user.is_superuser:
         _record_acting(action=AuditAction.PERMISSION_CHANGE, environment=Environment.PRODUCTION,
                        target=user.get_username(),
@@ -606,6 +607,16 @@ def audit_account_flags(*, user: Any, before: dict[str, bool] | None) -> None:
         _record_acting(action=AuditAction.PERMISSION_CHANGE, target=user.get_username(),
                        details={"user": user.get_username(),
                                 "change": "activated" if user.is_active else "deactivated"})
+    # Staff status opens the admin, where promotion and rollback are done: for an account with
+    # Production roles, it is what lets them promote. Filed under Production for such accounts.
+    if before.get("is_staff", user.is_staff) != user.is_staff:
+        production = bool(roles(user=user, environment=Environment.PRODUCTION))
+        _record_acting(action=AuditAction.PERMISSION_CHANGE,
+                       environment=Environment.PRODUCTION if production else "",
+                       target=user.get_username(),
+                       details={"user": user.get_username(),
+                                "change": "added" if user.is_staff else "removed",
+                                "permissions": ["staff"]})
 
 
 def audit_password_set(*, user: Any) -> None:
