@@ -410,13 +410,8 @@
       // A paste or a drop is read at once: it arrives whole. Typed text is read only when the
       // lead leaves the box (change): read at each keystroke, "Client ID: a" would fill the
       // field with "a" and clear the box under the lead's fingers. (Saving reads the box too.)
-      var pasted = false;
-      box.addEventListener("paste", function () { pasted = true; });
-      box.addEventListener("drop", function () { pasted = true; });
       box.addEventListener("input", function (event) {
-        var kind = event.inputType || "";
-        if (pasted || kind === "insertFromPaste" || kind === "insertFromDrop") {
-          pasted = false;
+        if (event.inputType === "insertFromPaste" || event.inputType === "insertFromDrop") {
           fill(box);
         }
       });
