@@ -609,10 +609,8 @@ def audit_account_flags(*, user: Any, before: dict[str, bool] | None) -> None:
                                 "change": "activated" if user.is_active else "deactivated"})
     # Staff status opens the admin, where promotion and rollback are done: for an account with
     # Production roles, it is what lets them promote. Filed under Production for such accounts.
-    if before.get("is_staff", user.is_staff) != user.is_staff:
-        production = bool(roles(user=user, environment=Environment.PRODUCTION))
-        _record_acting(action=AuditAction.PERMISSION_CHANGE,
-                       environment=Environment.PRODUCTION if production else "",
+    if before["is_staff"] != user.is_staff:
+        _record_acting(action=AuditAction.PERMISSION_CHANGE, environment=_filed_under(user),
                        target=user.get_username(),
                        details={"user": user.get_username(),
                                 "change": "added" if user.is_staff else "removed",
@@ -624,10 +622,14 @@ def audit_password_set(*, user: Any) -> None:
     account could be taken over; recorded under Production when the account holds roles there,
     so the log's Production filter shows it. The access report does not count it as anyone's
     last Production action (access_report.NOT_PRODUCTION_ACTIONS)."""
-    production = roles(user=user, environment=Environment.PRODUCTION)
-    _record_acting(action=AuditAction.PASSWORD_CHANGE,
-                   environment=Environment.PRODUCTION if production else "",
+    _record_acting(action=AuditAction.PASSWORD_CHANGE, environment=_filed_under(user),
                    target=user.get_username(), details={"user": user.get_username()})
+
+
+def _filed_under(user: Any) -> str:
+    """An account event's environment: Production when the account holds roles there, so the
+    log's Production filter shows what could change who works in Production; else none."""
+    return Environment.PRODUCTION if roles(user=user, environment=Environment.PRODUCTION) else ""
 
 
 def account_deletion_facts(*, user: Any) -> dict[str, Any]:
