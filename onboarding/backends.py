@@ -13,7 +13,18 @@ from typing import Any
 
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Permission
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
+
+from onboarding.compiled import CompiledQuery
+
+
+def _labels(permissions: QuerySet[Permission]) -> QuerySet[Permission]:
+    return permissions.values_list("content_type__app_label", "codename").order_by().distinct()
+
+
+# Every page asks this of its user: compiled once (onboarding/compiled.py).
+_users_permissions = CompiledQuery(lambda *, user_id: _labels(
+    Permission.objects.filter(Q(user=user_id) | Q(group__user=user_id))))
 
 
 class OneQueryModelBackend(ModelBackend):
@@ -21,15 +32,9 @@ class OneQueryModelBackend(ModelBackend):
         if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
             return set()
         if not hasattr(user_obj, "_perm_cache"):
-            if user_obj.is_superuser:
-                perms = Permission.objects.all()
-            else:
-                perms = Permission.objects.filter(Q(user=user_obj) | Q(group__user=user_obj))
-            user_obj._perm_cache = {
-                f"{app_label}.{codename}"
-                for app_label, codename in perms.values_list(
-                    "content_type__app_label", "codename").order_by().distinct()
-            }
+            labels = (_labels(Permission.objects.all()) if user_obj.is_superuser
+                      else _users_permissions.rows(user_id=user_obj.pk))
+            user_obj._perm_cache = {f"{app_label}.{codename}" for app_label, codename in labels}
         return user_obj._perm_cache
 
 

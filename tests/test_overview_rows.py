@@ -5,7 +5,6 @@ earlier visit."""
 from __future__ import annotations
 
 import re
-import threading
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -257,20 +256,6 @@ def test_no_name_can_make_one_page_key_pose_as_another():
     # Nor can the values of packages' stamps run into each other ("|x|y" both, joined).
     assert (overview_rows._key(integrations=two, stamps=[("x|y",)], permissions=[])
             != overview_rows._key(integrations=two, stamps=[("x",), ("y",)], permissions=[]))
-
-
-def test_threads_never_share_the_stamps_query():
-    """Compiling a query adjusts its subqueries' alias counts in place, and filtering a query
-    shares its subqueries: each thread builds its own (gthread workers)."""
-    from onboarding.services import status
-
-    own = status._stamps_query()
-    assert status._stamps_query() is own  # built once per thread
-    seen = []
-    thread = threading.Thread(target=lambda: seen.append(status._stamps_query()))
-    thread.start()
-    thread.join()
-    assert seen and seen[0] is not own
 
 
 def test_a_pass_recorded_after_a_newer_check_moves_the_cached_countdown(

@@ -12,9 +12,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Case, Q, QuerySet, When
 from django.utils import timezone
 
+from onboarding.compiled import CompiledQuery
 from onboarding.models import AccessGrant, Environment, Integration, Role
 
 PERMISSION_ROLES: dict[Environment, tuple[Role, ...]] = {
@@ -32,11 +34,18 @@ def _live_grants(now: Any = None) -> QuerySet[AccessGrant]:
                                       valid_until__gt=now or timezone.now())
 
 
+_GRANT_FIELDS = tuple(field.attname for field in AccessGrant._meta.concrete_fields)
+# Every page asks this of its user: compiled once (onboarding/compiled.py).
+_users_live_grants = CompiledQuery(lambda *, user_id, now: _live_grants(now).filter(
+    user_id=user_id).values_list(*_GRANT_FIELDS))
+
+
 def active_grants(*, user: Any, now: Any = None) -> list[AccessGrant]:
     """The user's live grants, cached on the user object for the rest of the request."""
     cache = getattr(user, "_aislekeys_grants", None)
     if cache is None:
-        cache = list(_live_grants(now).filter(user=user))
+        rows = _users_live_grants.rows(user_id=user.pk, now=now or timezone.now())
+        cache = [AccessGrant.from_db(DEFAULT_DB_ALIAS, _GRANT_FIELDS, row) for row in rows]
         user._aislekeys_grants = cache
     return cache
 

@@ -6,7 +6,6 @@ and `packages` list every one of them.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +13,7 @@ from datetime import datetime
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
+from onboarding.compiled import CompiledQuery
 from onboarding.iqmetrix import Outcome
 from onboarding.models import (
     CheckKind,
@@ -146,26 +146,18 @@ STAMP_FIELDS = ("integration_id", "environment", "pk", "uuid", "current_version_
                 "failing_since")
 
 
-_built = threading.local()
-
-
-def _stamps_query() -> QuerySet[OnboardingPackage]:
-    # Built once per thread: resolving the four subqueries costs more than running them.
-    # Filtering copies the outer query but shares the subqueries, whose compiling adjusts
-    # their alias counts in place, so threads (gthread workers) each build their own.
-    query = getattr(_built, "stamps", None)
-    if query is None:
-        query = _built.stamps = packages_with_last_check(
-            OnboardingPackage.objects.all()).order_by().values_list(*STAMP_FIELDS)
-    return query
+# Compiling the four subqueries costs ten times what running them takes: compiled once.
+_stamps = CompiledQuery(lambda *, ids: packages_with_last_check(
+    OnboardingPackage.objects.filter(integration_id__in=ids)).order_by().values_list(*STAMP_FIELDS))
 
 
 def package_stamps(*, integration_ids: Sequence[int]) -> list[tuple]:
     """`STAMP_FIELDS` of the integrations' packages as plain values, in one query and without a
     model instance each: the key of the overview's cache of rendered rows."""
-    if not integration_ids:
+    ids = list(dict.fromkeys(integration_ids))  # the IN list holds each id once
+    if not ids:
         return []
-    return list(_stamps_query().filter(integration_id__in=list(integration_ids)))
+    return _stamps.rows(ids=ids)
 
 
 def status_stamp(status: PackageStatus) -> tuple | None:

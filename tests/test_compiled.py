@@ -1,0 +1,153 @@
+"""Queries compiled once and run with new values (onboarding/compiled.py): each of the project's
+CompiledQuery answers as the ORM does, from compiled SQL, with each run's own values; a shape
+whose values cannot be swapped in runs through the ORM instead."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.db import connection
+from django.db.models.expressions import RawSQL
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from onboarding import backends
+from onboarding.compiled import MAX_SHAPES, CompiledQuery
+from onboarding.models import AccessGrant, Integration, Role
+from onboarding.services import access, status
+from onboarding.services.checks import check_run
+from onboarding.services.grants import grant_create, grant_revoke
+from tests.conftest import make_user, onboard
+
+pytestmark = pytest.mark.django_db
+
+
+def orm_and_compiled(query: CompiledQuery, **values) -> tuple[list, list]:
+    # The build function is the ORM's own query for these values.
+    return sorted(query._build(**values), key=repr), sorted(query.rows(**values), key=repr)
+
+
+def test_the_stamps_answer_as_the_orm_from_compiled_sql(sandbox_simulator):
+    checked = onboard("Checked").package
+    check_run(package=checked, fetch_me=False)  # a token, a refresh token, a last exchange
+    failing = onboard("Failing", client_secret="wrong-secret-0123456789").package
+    check_run(package=failing, fetch_me=False)  # failing_since set
+    untouched = onboard("Untouched").package
+    ids = [checked.integration_id, failing.integration_id, untouched.integration_id]
+
+    orm, compiled = orm_and_compiled(status._stamps, ids=ids)
+    assert compiled == orm
+    assert {row[2] for row in compiled} == {checked.pk, failing.pk, untouched.pk}
+    # The same types as the ORM's (the overview's cache key is made of them).
+    assert [tuple(map(type, row)) for row in compiled] == [tuple(map(type, row)) for row in orm]
+    assert status._stamps.compiled(ids=ids)
+
+
+def test_a_second_run_swaps_in_its_own_values():
+    one, two, three = (onboard(name).package for name in ("One", "Two", "Three"))
+    first = status.package_stamps(integration_ids=[one.integration_id, two.integration_id])
+    again = status.package_stamps(integration_ids=[three.integration_id, one.integration_id])
+    assert {row[2] for row in first} == {one.pk, two.pk}
+    assert {row[2] for row in again} == {three.pk, one.pk}
+    assert status._stamps.compiled(ids=[1, 2])
+
+
+def test_an_id_listed_twice_is_asked_once():
+    package = onboard().package
+    rows = status.package_stamps(integration_ids=[package.integration_id] * 3)
+    assert [row[2] for row in rows] == [package.pk]
+
+
+def test_a_users_permissions_answer_as_the_orm_from_compiled_sql():
+    user = make_user("both", "Integration leads", "Auditors")
+    user.user_permissions.add(Permission.objects.get(codename="check_production"))
+    orm, compiled = orm_and_compiled(backends._users_permissions, user_id=user.pk)
+    assert compiled == orm
+    assert ("onboarding", "check_production") in compiled  # the user's own
+    assert ("onboarding", "view_auditevent") in compiled  # through a group
+    assert backends._users_permissions.compiled(user_id=user.pk)
+    other = make_user("nobody")
+    assert backends._users_permissions.rows(user_id=other.pk) == []
+
+
+def test_a_users_live_grants_answer_as_the_orm_from_compiled_sql(outsider, superuser):
+    now = timezone.now()
+    live = grant_create(user=outsider, role=Role.CHECK, valid_until=now + timedelta(days=1),
+                        reason="on call", granted_by=superuser)
+    revoked = grant_create(user=outsider, role=Role.VIEW, valid_until=now + timedelta(days=1),
+                           reason="revoked", granted_by=superuser)
+    grant_revoke(grant=revoked, revoked_by=superuser)
+    AccessGrant.objects.create(user=outsider, role=Role.EDIT, reason="ended",
+                               valid_until=now - timedelta(hours=1), granted_by=superuser)
+    orm, compiled = orm_and_compiled(access._users_live_grants, user_id=outsider.pk, now=now)
+    assert compiled == orm
+    assert [row[0] for row in compiled] == [live.pk]
+    assert access._users_live_grants.compiled(user_id=outsider.pk, now=now)
+    # The time is swapped in too: two days on, the grant has ended.
+    assert access._users_live_grants.rows(user_id=outsider.pk,
+                                          now=now + timedelta(days=2)) == []
+    # active_grants builds the model instances from the rows.
+    grants = access.active_grants(user=type(outsider).objects.get(pk=outsider.pk))
+    assert [(g.pk, g.role, g.valid_until, g._state.adding) for g in grants] == [
+        (live.pk, Role.CHECK, live.valid_until, False)]
+
+
+def test_a_run_is_one_query():
+    package = onboard().package
+    status.package_stamps(integration_ids=[package.integration_id])  # compiled
+    with CaptureQueriesContext(connection) as captured:
+        status.package_stamps(integration_ids=[package.integration_id])
+    assert len(captured) == 1
+
+
+def test_a_value_folded_into_the_sql_runs_through_the_orm_every_time():
+    onboard()
+    # RawSQL writes the value into the SQL's text: no parameter to swap it in.
+    folded = CompiledQuery(lambda *, n: Integration.objects.annotate(
+        n=RawSQL(f"{int(n)} + 0", ())).values_list("n"))  # noqa: S611 (an int)
+    assert folded.rows(n=5) == [(5,)]
+    assert folded.rows(n=7) == [(7,)]
+    assert not folded.compiled(n=7)
+
+
+def test_an_empty_list_answers_nothing():
+    onboard()
+    query = CompiledQuery(lambda *, ids: Integration.objects.filter(pk__in=ids).values_list("pk"))
+    assert query.rows(ids=[]) == []
+    assert not query.compiled(ids=[])  # Django answers an empty IN without asking
+
+
+def test_only_a_values_list_can_be_compiled():
+    with pytest.raises(TypeError, match="values_list"):
+        CompiledQuery(lambda *, n: Integration.objects.filter(pk=n)).rows(n=1)
+
+
+def test_threads_never_share_compiled_sql():
+    """Compiling a query adjusts its aliases in place: each thread (gthread workers) compiles
+    its own."""
+    query = CompiledQuery(lambda *, n: Integration.objects.filter(pk=n).values_list("pk"))
+    assert query.compiled(n=1)
+    own = query._shapes()
+    seen = []
+
+    def other_thread() -> None:
+        try:
+            seen.append(query._shapes())
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join()
+    assert seen == [{}] and own
+
+
+def test_shapes_kept_are_bounded():
+    query = CompiledQuery(lambda *, ids: Integration.objects.filter(pk__in=ids).values_list("pk"))
+    for length in range(1, MAX_SHAPES + 10):
+        query.rows(ids=list(range(1, length + 1)))
+    assert len(query._shapes()) == MAX_SHAPES
+    assert query.rows(ids=list(range(1, MAX_SHAPES + 20))) == []  # still answers, uncached
