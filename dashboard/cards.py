@@ -67,7 +67,7 @@ class Card:
     error: str = ""
     # The time zone the page shows times in, looked up once for all of a page's cards.
     tz: tzinfo | None = None
-    # Set when the rendering is cached (dashboard/overview_rows.py): the countdown's text is
+    # Set when the rendering is cached (dashboard/overview_page.py): the countdown's text is
     # then a marker that each visit replaces with its own `countdown_text`.
     countdown_slot: str = ""
 

@@ -251,9 +251,9 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# The overview's rendered rows (dashboard/overview_rows.py), under keys made of what they show,
-# so nothing is ever stale. Per process by default (at most 300 renderings, Django's default,
-# of some 60 kB each): each gunicorn worker renders a page once per change. CACHE_URL
+# The overview's rendered rows and pages (dashboard/overview_page.py), under keys made of what
+# they show, so nothing is ever stale. Per process by default (at most 300 renderings, Django's
+# default, of some 60 kB each): each gunicorn worker renders a page once per change. CACHE_URL
 # (redis://…, pymemcache://…) shares one cache between the workers. It holds no secret: no
 # credential, token or CSRF token goes into a rendering.
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://aislekeys")}

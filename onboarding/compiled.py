@@ -1,5 +1,5 @@
 """Read queries compiled to SQL once, then run with new values: for the few queries every page
-makes (the user's permissions and grants, the overview's stamps).
+makes (the user's permissions and grants) and the overview's (its integrations, their stamps).
 
 Django turns a QuerySet into SQL again at every evaluation. For these queries that costs 0.6 to
 1.6 ms of Python each, where the database answers in 0.02 to 0.4 ms: on the overview, about
@@ -9,12 +9,13 @@ among the SQL's parameters, and from then on runs that SQL with the real values 
 The rows go through the compiler's own converters, so they come back exactly as `values_list`
 gives them (booleans, UUIDs, aware datetimes, on SQLite as on PostgreSQL).
 
-What may vary between runs is only what a parameter carries: an id, a list of ids (one SQL per
-length) or a datetime. Everything else (tables, joins, lookups, LIMIT) is fixed by the build
-function, which must depend on nothing but its arguments. If a stand-in is not found among the
-parameters (a lookup that writes its value into the SQL's text or decides without asking, or a
-future Django that adapts it differently), that shape runs through the ORM every time instead:
-slower, never wrong.
+What may vary between runs is what a parameter carries: an id, a list of ids (one SQL per
+length) or a datetime. An argument named in `literals` goes into the SQL's text instead (a
+slice's LIMIT and OFFSET): each of its values is a shape of its own. Everything else is fixed
+by the build function, which must depend on nothing but its arguments. If a stand-in is not
+found among the parameters (a lookup that writes its value into the SQL's text or decides
+without asking, or a future Django that adapts it differently), that shape runs through the
+ORM every time instead: slower, never wrong.
 
 The compiler's `as_sql` and `results_iter(results=...)` are Django internals, stable for years
 but not documented: tests/test_compiled.py holds every CompiledQuery of the project to the ORM's
@@ -72,13 +73,15 @@ class CompiledQuery:
     and returns its rows as tuples, as `list(build(**values))` would, in one query.
     """
 
-    def __init__(self, build: Callable[..., QuerySet], *, using: str = DEFAULT_DB_ALIAS) -> None:
+    def __init__(self, build: Callable[..., QuerySet], *, literals: Sequence[str] = (),
+                 using: str = DEFAULT_DB_ALIAS) -> None:
         self._build = build
+        self._literals = frozenset(literals)
         self._using = using
         self._local = threading.local()
 
     def rows(self, **values: Value) -> list[tuple]:
-        shape = tuple(sorted((name, _shape_of(value)) for name, value in values.items()))
+        shape = self._shape(values)
         compiled = self._shapes().get(shape)
         if compiled is None:
             compiled = self._compile(shape)
@@ -96,9 +99,14 @@ class CompiledQuery:
 
     def compiled(self, **values: Value) -> bool:
         """Does this shape of values run from compiled SQL in this thread? (For the tests.)"""
-        shape = tuple(sorted((name, _shape_of(value)) for name, value in values.items()))
+        shape = self._shape(values)
         found = self._shapes().get(shape) or self._compile(shape)
         return isinstance(found, _Compiled)
+
+    def _shape(self, values: dict[str, Value]) -> tuple:
+        return tuple(sorted(
+            (name, ("literal", value) if name in self._literals else _shape_of(value))
+            for name, value in values.items()))
 
     def _shapes(self) -> dict[tuple, _Compiled | object]:
         shapes = getattr(self._local, "shapes", None)
@@ -141,7 +149,9 @@ def _stand_ins(shape: tuple) -> tuple[dict[str, Value], dict[Any, tuple[str, int
     next_id = _FIRST_SENTINEL_ID
     next_time = _SENTINEL_TIME
     for name, kind in shape:
-        if kind == "int":
+        if isinstance(kind, tuple):  # ("literal", value): written into the SQL as it is
+            values[name] = kind[1]
+        elif kind == "int":
             values[name] = next_id
             wanted[next_id] = (name, None)
             next_id -= 1

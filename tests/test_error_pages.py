@@ -83,7 +83,7 @@ def test_a_failure_shows_the_sites_own_500_page(lead, monkeypatch):
     def broken(**kwargs):
         raise RuntimeError("database fell over")
 
-    monkeypatch.setattr(overview_view, "overview_rows", broken)
+    monkeypatch.setattr(overview_view, "overview_page", broken)
     onboard()
     browser = Client(raise_request_exception=False)
     browser.force_login(lead)

@@ -19,10 +19,3 @@ def may_edit(context: template.Context, environment: Environment | str,
     """{% may_edit env integration as allowed %}: may the user store a version there?"""
     user: Any = context.get("user")
     return can(user=user, action=Role.EDIT, environment=environment, integration=integration)
-
-
-@register.simple_tag(takes_context=True)
-def may_add_integration(context: template.Context) -> bool:
-    """May the user add an integration with a package in some environment?"""
-    user: Any = context.get("user")
-    return any(can(user=user, action=Role.EDIT, environment=env) for env in Environment)

@@ -96,19 +96,28 @@ def can(*, user: Any, action: Role | str, environment: Environment | str,
     return str(action) in roles(user=user, environment=environment, integration=integration)
 
 
+def granted_integration_ids(*, user: Any) -> set[int]:
+    """The integrations the user holds an integration-scoped grant on: the only ones where their
+    roles can differ from their roles in the environment."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return set()
+    return {grant.integration_id for grant in active_grants(user=user)
+            if grant.integration_id is not None}
+
+
 def roles_lookup(*, user: Any) -> Callable[[Environment | str, Integration | None], set[str]]:
     """`roles()` for many integrations at once, for pages that list them: the answer is the same
     for every integration without a grant of its own, so `roles()` runs once per environment,
     and again only for the integrations the user holds an integration-scoped grant on."""
-    authenticated = user is not None and user.is_authenticated and user.is_active
-    scoped = ({grant.integration_id for grant in active_grants(user=user)
-               if grant.integration_id is not None} if authenticated else set())
+    scoped = granted_integration_ids(user=user)
     anywhere = {env: roles(user=user, environment=env) for env in Environment}
 
     def lookup(environment: Environment | str, integration: Integration | None) -> set[str]:
         if integration is not None and integration.pk in scoped:
             return roles(user=user, environment=environment, integration=integration)
-        return anywhere[Environment(environment)]
+        # A member and its value are the same key (TextChoices); anything else is refused.
+        found = anywhere.get(environment)
+        return found if found is not None else anywhere[Environment(environment)]
 
     return lookup
 
@@ -122,9 +131,15 @@ def has_any_access(*, user: Any) -> bool:
                 and active_grants(user=user))
 
 
+def sees_every_integration(*, user: Any) -> bool:
+    """Does a role in an environment let the user view every integration (not only those a grant
+    names)? `visible_integrations` is then all of them."""
+    return any(roles(user=user, environment=env) for env in Environment)
+
+
 def visible_integrations(*, user: Any) -> QuerySet[Integration]:
     """Integrations the user may view in at least one environment."""
-    if any(roles(user=user, environment=env) for env in Environment):
+    if sees_every_integration(user=user):
         return Integration.objects.all()
     if user is None or not user.is_authenticated or not user.is_active:
         return Integration.objects.none()

@@ -1,6 +1,6 @@
-"""The overview's cached rows (dashboard/overview_rows.py): a visit shows the current state and
-its own CSRF token, `next` path and countdown, whether the rows were rendered for it or for an
-earlier visit."""
+"""The overview's cached rows and page (dashboard/overview_page.py): a visit shows the current
+state and its own CSRF token, `next` path, countdowns, flash messages and page links, whether the
+page was rendered for it or for an earlier visit."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.utils import timezone
 
-import dashboard.overview_rows as overview_rows
+import dashboard.overview_page as overview_page
 from onboarding.models import Environment
 from onboarding.services import checks as checks_service
 from onboarding.services.checks import check_run
@@ -27,14 +27,14 @@ def renders(monkeypatch) -> list:
     """Each rendering of the rows, as stored in the cache; a visit that adds none was served
     from the cache."""
     stored: list = []
-    render = overview_rows._render
+    render = overview_page._render
 
     def recording(**kwargs):
         key, rendered = render(**kwargs)
         stored.append(rendered)
         return key, rendered
 
-    monkeypatch.setattr(overview_rows, "_render", recording)
+    monkeypatch.setattr(overview_page, "_render", recording)
     return stored
 
 
@@ -150,9 +150,9 @@ def test_the_countdown_is_worked_out_at_each_visit(client, lead, sandbox_simulat
         return SimpleNamespace(now=lambda: later,
                                get_current_timezone=timezone.get_current_timezone)
 
-    monkeypatch.setattr(overview_rows, "timezone", clock(2))
+    monkeypatch.setattr(overview_page, "timezone", clock(2))
     assert re.search(r'role="timer"[^>]*>9 h 59 min', page(client))
-    monkeypatch.setattr(overview_rows, "timezone", clock(12))
+    monkeypatch.setattr(overview_page, "timezone", clock(12))
     assert re.search(r'role="timer"[^>]*>expired<', page(client))
     assert len(renders) == 1
 
@@ -164,15 +164,15 @@ def test_rows_rendered_after_a_check_landed_are_filed_under_that_check(
     (which a rollback could bring back)."""
     monkeypatch.setattr(checks_service, "DEDUPE_SECONDS", 0.0)
     version = onboard()
-    read = overview_rows.package_stamps
+    read = overview_page.package_stamps
 
     def read_then_check(**kwargs):
         stamps = read(**kwargs)
-        monkeypatch.setattr(overview_rows, "package_stamps", read)  # once
+        monkeypatch.setattr(overview_page, "package_stamps", read)  # once
         check_run(package=version.package, fetch_me=False)
         return stamps
 
-    monkeypatch.setattr(overview_rows, "package_stamps", read_then_check)
+    monkeypatch.setattr(overview_page, "package_stamps", read_then_check)
     client.force_login(lead)
     assert "Passed:" in cell(page(client))
     assert "Passed:" in cell(page(client))
@@ -187,8 +187,8 @@ def test_a_cache_that_cannot_be_reached_costs_a_rendering_not_the_page(client, l
     def down(*args, **kwargs):
         raise ConnectionError("cache server down")
 
-    monkeypatch.setattr(overview_rows.cache, "get", down)
-    monkeypatch.setattr(overview_rows.cache, "set", down)
+    monkeypatch.setattr(overview_page.cache, "get", down)
+    monkeypatch.setattr(overview_page.cache, "set", down)
     client.force_login(lead)
     assert "Acme POS" in page(client)
     assert "Acme POS" in page(client)
@@ -201,16 +201,16 @@ def test_a_deployment_with_other_code_renders_its_own_rows(client, lead, monkeyp
     templates rendered."""
     onboard()
     client.force_login(lead)
-    monkeypatch.setattr(overview_rows, "_revision", lambda: "release-1")
+    monkeypatch.setattr(overview_page, "_revision", lambda: "release-1")
     page(client)
     page(client)
-    monkeypatch.setattr(overview_rows, "_revision", lambda: "release-2")
+    monkeypatch.setattr(overview_page, "_revision", lambda: "release-2")
     page(client)
     assert len(renders) == 2
 
 
 def test_the_revision_follows_the_code_and_templates_and_debug_sees_edits(settings, tmp_path):
-    for folder in overview_rows._SOURCES:
+    for folder in overview_page._SOURCES:
         (tmp_path / folder).mkdir()
     cells = tmp_path / "dashboard" / "cards.py"
     cells.write_text("LABEL = 'Passed'\n")
@@ -218,28 +218,29 @@ def test_the_revision_follows_the_code_and_templates_and_debug_sees_edits(settin
     template.write_text("<td>{{ label }}</td>\n")
     settings.BASE_DIR = tmp_path
     settings.DEBUG = False
-    overview_rows._deployed_revision.cache_clear()
+    overview_page._deployed_revision.cache_clear()
     try:
-        first = overview_rows._revision()
+        first = overview_page._revision()
         cells.write_text("LABEL = 'Verified'\n")
-        assert overview_rows._hash_sources() != first
-        assert overview_rows._revision() == first  # read once per process in production
+        assert overview_page._hash_sources() != first
+        assert overview_page._revision() == first  # read once per process in production
         settings.DEBUG = True
-        assert overview_rows._revision() != first  # under runserver, an edit shows at once
-        edited = overview_rows._revision()
+        assert overview_page._revision() != first  # under runserver, an edit shows at once
+        edited = overview_page._revision()
         template.write_text("<td>{{ label|upper }}</td>\n")
-        assert overview_rows._revision() != edited
+        assert overview_page._revision() != edited
         (tmp_path / "dashboard" / "notes.txt").write_text("not code")
-        assert overview_rows._hash_sources() == overview_rows._revision()
+        assert overview_page._hash_sources() == overview_page._revision()
     finally:
-        overview_rows._deployed_revision.cache_clear()
+        overview_page._deployed_revision.cache_clear()
 
 
 def test_a_cached_rendering_with_a_slot_this_code_does_not_fill_is_rendered_anew(
         client, lead, monkeypatch, renders):
     onboard()
-    stale = overview_rows._Rendered(parts=["<tr>old</tr>", "tooltip", ""], any_cell=True)
-    monkeypatch.setattr(overview_rows.cache, "get", lambda key: stale)
+    stale = overview_page._Rendered(parts=["<tr>old</tr>", "tooltip", ""],
+                                    slots=frozenset({"tooltip"}), any_cell=True)
+    monkeypatch.setattr(overview_page.cache, "get", lambda key: stale)
     client.force_login(lead)
     html = page(client)
     assert "Acme POS" in html and "<tr>old</tr>" not in html
@@ -250,12 +251,12 @@ def test_no_name_can_make_one_page_key_pose_as_another():
     # Joined as text with separators, both pages read "|1,u1,a|2,u2,b".
     one = [SimpleNamespace(pk=1, uuid="u1", name="a|2,u2,b")]
     two = [SimpleNamespace(pk=1, uuid="u1", name="a"), SimpleNamespace(pk=2, uuid="u2", name="b")]
-    keys = {overview_rows._key(integrations=page, stamps=[], permissions=[])
+    keys = {overview_page._key(integrations=page, stamps=[], permissions=((), ()))
             for page in (one, two)}
     assert len(keys) == 2
     # Nor can the values of packages' stamps run into each other ("|x|y" both, joined).
-    assert (overview_rows._key(integrations=two, stamps=[("x|y",)], permissions=[])
-            != overview_rows._key(integrations=two, stamps=[("x",), ("y",)], permissions=[]))
+    assert (overview_page._key(integrations=two, stamps=[("x|y",)], permissions=((), ()))
+            != overview_page._key(integrations=two, stamps=[("x",), ("y",)], permissions=((), ())))
 
 
 def test_a_pass_recorded_after_a_newer_check_moves_the_cached_countdown(
@@ -290,3 +291,129 @@ def test_a_pass_recorded_after_a_newer_check_moves_the_cached_countdown(
     assert check_live_token(package=package) == refreshed
     assert countdown() == refreshed.expires_at
     assert len(renders) == 2
+
+
+def test_a_user_who_sees_an_integration_through_a_grant_gets_its_changes(
+        client, outsider, superuser, sandbox_simulator, settings, monkeypatch, renders):
+    """Rights that differ per integration (a grant naming one) are in the key cell by cell: the
+    granted cell's package stamps count, and another user's rendering is never reused."""
+    from onboarding.models import Role
+    from onboarding.services.grants import grant_create
+
+    monkeypatch.setattr(checks_service, "DEDUPE_SECONDS", 0.0)
+    settings.IQMETRIX_ACCOUNTS_URLS = {**settings.IQMETRIX_ACCOUNTS_URLS,
+                                       "production": sandbox_simulator.url}
+    package = onboard(environment=Environment.PRODUCTION).package
+    onboard("Other POS", environment=Environment.PRODUCTION)
+    grant_create(user=outsider, role=Role.CHECK, integration=package.integration,
+                 valid_until=timezone.now() + timedelta(days=1), reason="on call",
+                 granted_by=superuser)
+    client.force_login(outsider)
+    html = page(client)
+    assert "Acme POS" in html and "Other POS" not in html
+    assert "Never checked." in cell(html, "production")
+
+    check_run(package=package, fetch_me=False)
+    assert "Passed:" in cell(page(client), "production")
+    page(client)  # nothing changed: from the cache, its key being the one the rows were filed under
+    assert len(renders) == 2
+
+
+@pytest.fixture
+def page_renders(monkeypatch) -> list:
+    """Each rendering of the page around the rows; a visit that adds none was served whole
+    from the cache."""
+    stored: list = []
+    render = overview_page._render_page
+
+    def recording(**kwargs):
+        rendered = render(**kwargs)
+        stored.append(rendered)
+        return rendered
+
+    monkeypatch.setattr(overview_page, "_render_page", recording)
+    return stored
+
+
+def test_a_second_visit_takes_the_whole_page_from_the_cache(client, lead, renders,
+                                                             page_renders):
+    onboard()
+    client.force_login(lead)
+    first, second = page(client), page(client)
+    assert len(renders) == len(page_renders) == 1
+    token = r'(name="csrfmiddlewaretoken" value=)"[^"]+"'
+    assert re.sub(token, "", second) == re.sub(token, "", first)
+    assert "Acme POS" in second and ">lead<" in second  # the rows and the header
+
+
+def test_every_form_of_a_visit_carries_the_same_csrf_token(client, lead):
+    onboard()
+    onboard(environment=Environment.PRODUCTION)
+    client.force_login(lead)
+    page(client)
+    tokens = re.findall(r'name="csrfmiddlewaretoken" value="([^"]+)"', page(client))
+    assert len(tokens) >= 2 and len(set(tokens)) == 1  # the Check now forms and Sign out
+
+
+def test_users_with_the_same_rights_share_the_rows_but_each_sees_their_own_name(
+        client, lead, renders, page_renders):
+    onboard()
+    other = make_user("second-lead", "Integration leads")
+    client.force_login(lead)
+    assert ">lead<" in page(client)
+    client.force_login(other)
+    html = page(client)
+    assert ">second-lead<" in html and ">lead<" not in html
+    assert len(renders) == 1 and len(page_renders) == 2
+
+
+def test_a_renamed_user_sees_the_new_name_at_the_next_visit(client, lead):
+    onboard()
+    client.force_login(lead)
+    assert ">lead<" in page(client)
+    lead.username = "lead-renamed"
+    lead.save()
+    assert ">lead-renamed<" in page(client)
+
+
+def test_the_header_follows_the_users_rights_at_the_next_visit(client, lead, renders,
+                                                               page_renders):
+    onboard()
+    client.force_login(lead)
+    html = page(client)
+    assert 'href="/audit/"' not in html and 'href="/admin/"' not in html
+    lead.user_permissions.add(Permission.objects.get(codename="view_auditevent"))
+    assert 'href="/audit/"' in page(client)
+    lead.is_staff = True
+    lead.save()
+    assert 'href="/admin/"' in page(client)
+    assert len(renders) == 1 and len(page_renders) == 3  # the rows were the same throughout
+
+
+def test_a_flash_message_shows_once_on_a_cached_page(client, lead, page_renders):
+    onboard()
+    lead.set_password("old-Pw-Hn4sRt7YuB2eGc6")
+    lead.save()
+    client.force_login(lead)
+    page(client)
+    new = "new-Pw-Kq8wZt3LmX5vRd2"
+    response = client.post("/accounts/password/", {
+        "old_password": "old-Pw-Hn4sRt7YuB2eGc6", "new_password1": new, "new_password2": new})
+    assert response.status_code == 302 and response.url == "/"
+    assert "Your password was changed." in page(client)
+    assert "Your password was changed." not in page(client)
+    assert len(page_renders) == 1  # the message was filled into the cached page
+
+
+def test_page_links_keep_each_visits_other_parameters(client, lead, settings, monkeypatch,
+                                                      page_renders):
+    monkeypatch.setattr(overview_page, "INTEGRATIONS_PER_PAGE", 1)
+    for name in ("Alpha", "Beta", "Gamma"):
+        onboard(name)
+    client.force_login(lead)
+    html = page(client, "/?page=2&sort=name")
+    assert "Beta" in html and "Page 2 of 3" in html
+    assert 'href="?page=1&amp;sort=name"' in html and 'href="?page=3&amp;sort=name"' in html
+    html = page(client, "/?page=2&view=compact")
+    assert 'href="?page=1&amp;view=compact"' in html and "sort=name" not in html
+    assert len(page_renders) == 1  # the same page, with each visit's own links
