@@ -151,3 +151,20 @@ def test_shapes_kept_are_bounded():
         query.rows(ids=list(range(1, length + 1)))
     assert len(query._shapes()) == MAX_SHAPES
     assert query.rows(ids=list(range(1, MAX_SHAPES + 20))) == []  # still answers, uncached
+
+
+def test_the_overviews_page_of_integrations_answers_as_the_orm_page_by_page():
+    from dashboard.overview_page import _every_integration
+
+    for name in ("Gamma", "Alpha", "Beta"):
+        onboard(name)
+    pages = []
+    for offset in (0, 2, 4):
+        compiled = _every_integration.rows(offset=offset, limit=2)
+        assert compiled == list(_every_integration._build(offset=offset, limit=2))  # in order
+        pages.append([name for _pk, _uuid, name in compiled])
+    assert pages == [["Alpha", "Beta"], ["Gamma"], []]
+    # The offset and limit are written into the SQL: one compiled SQL each.
+    assert _every_integration.compiled(offset=2, limit=2)
+    assert _every_integration.rows(offset=0, limit=1) == list(
+        _every_integration._build(offset=0, limit=1))
