@@ -197,6 +197,8 @@ _every_integration = CompiledQuery(
 def _integrations_of(page: Page, *, user: Any) -> list[Integration]:
     if not sees_every_integration(user=user):
         return list(page.object_list)  # those their grants name: the ORM's query
+    if not page.paginator.count:  # counted already: nothing to ask for
+        return []
     per_page = page.paginator.per_page
     rows = _every_integration.rows(offset=(page.number - 1) * per_page, limit=per_page)
     return [Integration.from_db(DEFAULT_DB_ALIAS, _INTEGRATION_FIELDS, row) for row in rows]
