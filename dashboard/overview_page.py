@@ -110,17 +110,22 @@ def _joined(rendered: _Rendered, *, marker: str) -> str:
 
 
 # What shapes a rendering besides the data: the templates and the code that builds the cells
-# (their URLs, labels, time formats). A deployment that changes any of it must not be served
-# an older rendering from a cache that outlives the processes (one configured with CACHE_URL).
-_SOURCES = ("dashboard", "onboarding", "templates")
+# (their URLs, labels, time formats), and the static files, whose names in the layout's links
+# carry a hash of their content (ManifestStaticFilesStorage). A deployment that changes any of
+# it must not be served an older rendering from a cache that outlives the processes (one
+# configured with CACHE_URL): its links would name files the new deployment no longer has.
+_SOURCES = ("dashboard", "onboarding", "templates")  # their .py and .html files
+_ASSETS = ("static",)  # every file
 
 
 def _hash_sources() -> str:
     base = Path(settings.BASE_DIR)
     digest = hashlib.sha256(f"{django.__version__} {jinja2.__version__}".encode())
-    for folder in _SOURCES:
+    for folder in (*_SOURCES, *_ASSETS):
         for path in sorted((base / folder).rglob("*")):
-            if path.suffix in {".py", ".html"} and "__pycache__" not in path.parts:
+            if "__pycache__" in path.parts or not path.is_file():
+                continue
+            if folder in _ASSETS or path.suffix in {".py", ".html"}:
                 digest.update(str(path.relative_to(base)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 

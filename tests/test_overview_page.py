@@ -209,7 +209,8 @@ def test_a_deployment_with_other_code_renders_its_own_rows(client, lead, monkeyp
     assert len(renders) == 2
 
 
-def test_the_revision_follows_the_code_and_templates_and_debug_sees_edits(settings, tmp_path):
+def test_the_revision_follows_code_templates_and_static_files_and_debug_sees_edits(
+        settings, tmp_path):
     for folder in overview_page._SOURCES:
         (tmp_path / folder).mkdir()
     cells = tmp_path / "dashboard" / "cards.py"
@@ -231,6 +232,11 @@ def test_the_revision_follows_the_code_and_templates_and_debug_sees_edits(settin
         assert overview_page._revision() != edited
         (tmp_path / "dashboard" / "notes.txt").write_text("not code")
         assert overview_page._hash_sources() == overview_page._revision()
+        # A stylesheet changes the hashed name the layout links it by.
+        without = overview_page._revision()
+        (tmp_path / "static" / "css").mkdir(parents=True)
+        (tmp_path / "static" / "css" / "app.css").write_text("body { color: black }\n")
+        assert overview_page._revision() != without
     finally:
         overview_page._deployed_revision.cache_clear()
 
