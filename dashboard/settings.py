@@ -253,7 +253,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The overview's rendered rows and pages (dashboard/overview_page.py), under keys made of what
 # they show, so nothing is ever stale. Per process by default (at most 300 renderings, Django's
-# default, of some 60 kB each): each gunicorn worker renders a page once per change. CACHE_URL
+# default, of 60 to 90 kB each): each gunicorn worker renders a page once per change. CACHE_URL
 # (redis://…, pymemcache://…) shares one cache between the workers. It holds no secret: no
 # credential, token or CSRF token goes into a rendering.
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://aislekeys")}
