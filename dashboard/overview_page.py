@@ -130,13 +130,14 @@ def _hash_sources() -> str:
     return digest.hexdigest()[:16]
 
 
-_deployed_revision = functools.cache(_hash_sources)
+# Read once per process, as it starts (DashboardConfig.ready).
+deployed_revision = functools.cache(_hash_sources)
 
 
 def _revision() -> str:
     # Read once per process in production (a deployment restarts the processes); at every
     # visit under DEBUG, where a template edited under runserver does not restart it.
-    return _hash_sources() if settings.DEBUG else _deployed_revision()
+    return _hash_sources() if settings.DEBUG else deployed_revision()
 
 
 def _key(*, integrations: Sequence[Integration], stamps: Sequence[Sequence[Any]],

@@ -36,6 +36,7 @@ from django.core.exceptions import EmptyResultSet
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import QuerySet
 from django.db.models.query import ValuesListIterable
+from django.utils import timezone
 
 # Ids no row holds, inside every integer column's range: Django compiles an out-of-range value
 # into "matches nothing" without a parameter (IntegerFieldOverflow), which would hide the slot.
@@ -95,7 +96,12 @@ class CompiledQuery:
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             fetched = cursor.fetchall()
-        return list(compiled.compiler.results_iter(results=[fetched], tuple_expected=True))
+        compiler = compiled.compiler
+        if compiler.has_extra_select:
+            # Columns the SQL needs but the caller did not ask for (DISTINCT with an ordering
+            # outside the values): cut off, as the ORM's own execute_sql does.
+            fetched = [row[:compiler.col_count] for row in fetched]
+        return list(compiler.results_iter(results=[fetched], tuple_expected=True))
 
     def compiled(self, **values: Value) -> bool:
         """Does this shape of values run from compiled SQL in this thread? (For the tests.)"""
@@ -135,11 +141,19 @@ class CompiledQuery:
 
 
 def _shape_of(value: Value) -> str | int:
+    # Only what the ORM would pass on as it is; anything it would first prepare differently (a
+    # naive datetime is local time to the ORM, a bool is no id) is refused rather than guessed.
     if isinstance(value, datetime):
+        if timezone.is_naive(value):
+            raise TypeError("CompiledQuery takes aware datetimes only")
         return "datetime"
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         return "int"
-    return len(value)  # a list of ids: one SQL per length
+    if isinstance(value, list | tuple) and all(
+            isinstance(item, int) and not isinstance(item, bool) for item in value):
+        return len(value)  # a list of ids: one SQL per length
+    raise TypeError(f"CompiledQuery takes ids, lists of ids and aware datetimes, "
+                    f"not {type(value).__name__}")
 
 
 def _stand_ins(shape: tuple) -> tuple[dict[str, Value], dict[Any, tuple[str, int | None]]]:

@@ -168,3 +168,26 @@ def test_the_overviews_page_of_integrations_answers_as_the_orm_page_by_page():
     assert _every_integration.compiled(offset=2, limit=2)
     assert _every_integration.rows(offset=0, limit=1) == list(
         _every_integration._build(offset=0, limit=1))
+
+
+def test_columns_the_sql_needs_but_the_caller_did_not_ask_for_are_cut_off():
+    onboard("B")
+    onboard("A")
+    # DISTINCT ordered by a column outside the values: the SQL selects that column too.
+    query = CompiledQuery(lambda *, n: Integration.objects.filter(pk__gte=n).order_by(
+        "slug").distinct().values_list("name"))
+    assert query.rows(n=0) == list(query._build(n=0)) == [("A",), ("B",)]
+    assert query.compiled(n=0)
+
+
+@pytest.mark.parametrize("value", [
+    True,  # a bool is no id
+    "12",  # a text is no list of ids
+    [1, "2"],
+    {1, 2},  # a set has no order to put its ids in
+    timezone.now().replace(tzinfo=None),  # naive: the ORM would read it as local time
+])
+def test_a_value_the_orm_would_prepare_differently_is_refused(value):
+    query = CompiledQuery(lambda *, v: Integration.objects.filter(pk=1).values_list("pk"))
+    with pytest.raises(TypeError, match="CompiledQuery takes"):
+        query.rows(v=value)

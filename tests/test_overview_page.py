@@ -219,7 +219,7 @@ def test_the_revision_follows_code_templates_and_static_files_and_debug_sees_edi
     template.write_text("<td>{{ label }}</td>\n")
     settings.BASE_DIR = tmp_path
     settings.DEBUG = False
-    overview_page._deployed_revision.cache_clear()
+    overview_page.deployed_revision.cache_clear()
     try:
         first = overview_page._revision()
         cells.write_text("LABEL = 'Verified'\n")
@@ -238,7 +238,28 @@ def test_the_revision_follows_code_templates_and_static_files_and_debug_sees_edi
         (tmp_path / "static" / "css" / "app.css").write_text("body { color: black }\n")
         assert overview_page._revision() != without
     finally:
-        overview_page._deployed_revision.cache_clear()
+        overview_page.deployed_revision.cache_clear()
+
+
+def test_the_revision_is_the_one_of_the_code_the_process_started_with(settings, tmp_path):
+    """Code copied in while a worker still runs the old code (before the restart) must not give
+    that worker the new revision: its pages would be filed where restarted workers look."""
+    from django.apps import apps
+
+    for folder in overview_page._SOURCES:
+        (tmp_path / folder).mkdir()
+    cells = tmp_path / "dashboard" / "cards.py"
+    cells.write_text("LABEL = 'Passed'\n")
+    settings.BASE_DIR = tmp_path
+    settings.DEBUG = False
+    overview_page.deployed_revision.cache_clear()
+    try:
+        apps.get_app_config("dashboard").ready()  # the process starts
+        started = overview_page._hash_sources()
+        cells.write_text("LABEL = 'Verified'\n")  # the new release lands on disk
+        assert overview_page._revision() == started  # the first visit comes after
+    finally:
+        overview_page.deployed_revision.cache_clear()
 
 
 def test_a_cached_rendering_with_a_slot_this_code_does_not_fill_is_rendered_anew(
