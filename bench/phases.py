@@ -119,8 +119,8 @@ def _get_ok(client: Client, path: str, expect: str) -> None:
 
 
 def _overview_row(client: Client, size: int, expect: str = "Bench 00000") -> dict:
-    """The page as a visitor sees it again (its rows from the cache: what the target is about)
-    and as the first visit after a change sees it (`cold_`: the rows rendered)."""
+    """The page as a visitor sees it again (from the cache: what the target is about)
+    and as the first visit after a change sees it (`cold_`: rows and page rendered)."""
     page = lambda: _get_ok(client, "/", expect)  # noqa: E731
     floor = lambda: _get_ok(client, "/bench/floor/", "ok")  # noqa: E731
     for _ in range(3):  # warm-up: templates, URL resolver, first-visit session work

@@ -321,7 +321,7 @@ def targets(r: dict) -> list[tuple[str, str]]:
     size_growth = audit_big["events"] / audit_small["events"]
     memory = rot_big["peak_rss_mb"] / rot_small["peak_rss_mb"]
     return [
-        (f"overview queries same at every size and <= 15 ({sorted(queries)} with the rows "
+        (f"overview queries same at every size and <= 15 ({sorted(queries)} with the page "
          f"cached, {sorted(cold_queries)} rendering them)",
          _verdict(len(queries) == 1 and len(cold_queries) == 1
                   and max(queries | cold_queries) <= 15)),
@@ -356,7 +356,7 @@ def table(r: dict) -> str:
         lines.append(_overview_line(f"{row['integrations']:,} integrations", row))
     for row in r["overview"]:
         if "cold_median_ms" in row:
-            lines.append(f"| overview, {row['integrations']:,} integrations, rows rendered (first "
+            lines.append(f"| overview, {row['integrations']:,} integrations, page rendered (first "
                          f"visit after a change), {row['cold_queries']} queries "
                          f"| {row['cold_median_ms']} ms | {row['floor_median_ms']} ms "
                          f"| {row['cold_ratio']} |")
