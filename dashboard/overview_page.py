@@ -84,7 +84,7 @@ PAGINATION_TEMPLATE = "dashboard/_pagination.html"
 # The slots this code fills; a countdown's is t<expiry timestamp>, "t" in `_Rendered.slots`.
 _SLOTS = frozenset({"csrf", "next", "messages", "pages", "t"})
 _SLOT = re.compile(r"(csrf|next|messages|pages|t[0-9.]+)\x00")
-CACHE_SECONDS = 60 * 60  # rows nobody asks for again leave the cache; a change never waits on it
+CACHE_SECONDS = 60 * 60  # renderings nobody asks for again leave the cache; a change never waits
 
 
 @dataclass(frozen=True)
@@ -235,9 +235,10 @@ def _render_page(*, request: HttpRequest, rows: _Rendered, layout: dict[str, Any
                  ) -> _Rendered:
     """The page around the rows, with the rows' slots kept and the page's own added."""
     marker = f"\x00{secrets.token_hex(16)}:"
+    # Jinja2 escaped what it rendered, so the rows are safe to place as they are.
+    rows_html = mark_safe(_joined(rows, marker=marker))  # noqa: S308
     html = render_to_string(PAGE_TEMPLATE, {
-        # Jinja2 escaped what it rendered, so the rows are safe to place as they are.
-        "rows": mark_safe(_joined(rows, marker=marker)), "any_cell": rows.any_cell, **layout,  # noqa: S308
+        "rows": rows_html, "any_cell": rows.any_cell, **layout,
         "csrf_token": f"{marker}csrf\x00",
         "messages_slot": mark_safe(f"{marker}messages\x00"),  # noqa: S308 (our own text)
         "pages_slot": mark_safe(f"{marker}pages\x00"),  # noqa: S308
