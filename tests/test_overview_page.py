@@ -22,20 +22,31 @@ from tests.conftest import make_user, onboard
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def renders(monkeypatch) -> list:
-    """Each rendering of the rows, as stored in the cache; a visit that adds none was served
-    from the cache."""
+def recorded(monkeypatch, name: str) -> list:
+    """Each rendering made by `overview_page.<name>`, as stored in the cache."""
     stored: list = []
-    render = overview_page._render
+    render = getattr(overview_page, name)
 
     def recording(**kwargs):
-        key, rendered = render(**kwargs)
-        stored.append(rendered)
-        return key, rendered
+        made = render(**kwargs)
+        stored.append(made[1] if isinstance(made, tuple) else made)  # _render: (key, rows)
+        return made
 
-    monkeypatch.setattr(overview_page, "_render", recording)
+    monkeypatch.setattr(overview_page, name, recording)
     return stored
+
+
+@pytest.fixture
+def renders(monkeypatch) -> list:
+    """Each rendering of the rows; a visit that adds none took them from the cache."""
+    return recorded(monkeypatch, "_render")
+
+
+@pytest.fixture
+def page_renders(monkeypatch) -> list:
+    """Each rendering of the page around the rows; a visit that adds none was served whole
+    from the cache."""
+    return recorded(monkeypatch, "_render_page")
 
 
 def page(client: Client, path: str = "/") -> str:
@@ -209,57 +220,53 @@ def test_a_deployment_with_other_code_renders_its_own_rows(client, lead, monkeyp
     assert len(renders) == 2
 
 
-def test_the_revision_follows_code_templates_and_static_files_and_debug_sees_edits(
-        settings, tmp_path):
+@pytest.fixture
+def source_tree(settings, tmp_path):
+    """A project of its own to hash, in production (DEBUG off), its revision not yet read; the
+    path of its dashboard/cards.py."""
     for folder in overview_page._SOURCES:
         (tmp_path / folder).mkdir()
     cells = tmp_path / "dashboard" / "cards.py"
     cells.write_text("LABEL = 'Passed'\n")
-    template = tmp_path / "templates" / "_cell.html"
-    template.write_text("<td>{{ label }}</td>\n")
     settings.BASE_DIR = tmp_path
     settings.DEBUG = False
     overview_page.deployed_revision.cache_clear()
-    try:
-        first = overview_page._revision()
-        cells.write_text("LABEL = 'Verified'\n")
-        assert overview_page._hash_sources() != first
-        assert overview_page._revision() == first  # read once per process in production
-        settings.DEBUG = True
-        assert overview_page._revision() != first  # under runserver, an edit shows at once
-        edited = overview_page._revision()
-        template.write_text("<td>{{ label|upper }}</td>\n")
-        assert overview_page._revision() != edited
-        (tmp_path / "dashboard" / "notes.txt").write_text("not code")
-        assert overview_page._hash_sources() == overview_page._revision()
-        # A stylesheet changes the hashed name the layout links it by.
-        without = overview_page._revision()
-        (tmp_path / "static" / "css").mkdir(parents=True)
-        (tmp_path / "static" / "css" / "app.css").write_text("body { color: black }\n")
-        assert overview_page._revision() != without
-    finally:
-        overview_page.deployed_revision.cache_clear()
+    yield cells
+    overview_page.deployed_revision.cache_clear()
 
 
-def test_the_revision_is_the_one_of_the_code_the_process_started_with(settings, tmp_path):
+def test_the_revision_follows_code_templates_and_static_files_and_debug_sees_edits(
+        settings, source_tree):
+    root = source_tree.parent.parent
+    template = root / "templates" / "_cell.html"
+    template.write_text("<td>{{ label }}</td>\n")
+    first = overview_page._revision()
+    source_tree.write_text("LABEL = 'Verified'\n")
+    assert overview_page._hash_sources() != first
+    assert overview_page._revision() == first  # read once per process in production
+    settings.DEBUG = True
+    assert overview_page._revision() != first  # under runserver, an edit shows at once
+    edited = overview_page._revision()
+    template.write_text("<td>{{ label|upper }}</td>\n")
+    assert overview_page._revision() != edited
+    (root / "dashboard" / "notes.txt").write_text("not code")
+    assert overview_page._hash_sources() == overview_page._revision()
+    # A stylesheet changes the hashed name the layout links it by.
+    without = overview_page._revision()
+    (root / "static" / "css").mkdir(parents=True)
+    (root / "static" / "css" / "app.css").write_text("body { color: black }\n")
+    assert overview_page._revision() != without
+
+
+def test_the_revision_is_the_one_of_the_code_the_process_started_with(source_tree):
     """Code copied in while a worker still runs the old code (before the restart) must not give
     that worker the new revision: its pages would be filed where restarted workers look."""
     from django.apps import apps
 
-    for folder in overview_page._SOURCES:
-        (tmp_path / folder).mkdir()
-    cells = tmp_path / "dashboard" / "cards.py"
-    cells.write_text("LABEL = 'Passed'\n")
-    settings.BASE_DIR = tmp_path
-    settings.DEBUG = False
-    overview_page.deployed_revision.cache_clear()
-    try:
-        apps.get_app_config("dashboard").ready()  # the process starts
-        started = overview_page._hash_sources()
-        cells.write_text("LABEL = 'Verified'\n")  # the new release lands on disk
-        assert overview_page._revision() == started  # the first visit comes after
-    finally:
-        overview_page.deployed_revision.cache_clear()
+    apps.get_app_config("dashboard").ready()  # the process starts
+    started = overview_page._hash_sources()
+    source_tree.write_text("LABEL = 'Verified'\n")  # the new release lands on disk
+    assert overview_page._revision() == started  # the first visit comes after
 
 
 def test_a_cached_rendering_with_a_slot_this_code_does_not_fill_is_rendered_anew(
@@ -344,22 +351,6 @@ def test_a_user_who_sees_an_integration_through_a_grant_gets_its_changes(
     assert "Passed:" in cell(page(client), "production")
     page(client)  # nothing changed: from the cache, its key being the one the rows were filed under
     assert len(renders) == 2
-
-
-@pytest.fixture
-def page_renders(monkeypatch) -> list:
-    """Each rendering of the page around the rows; a visit that adds none was served whole
-    from the cache."""
-    stored: list = []
-    render = overview_page._render_page
-
-    def recording(**kwargs):
-        rendered = render(**kwargs)
-        stored.append(rendered)
-        return rendered
-
-    monkeypatch.setattr(overview_page, "_render_page", recording)
-    return stored
 
 
 def test_a_second_visit_takes_the_whole_page_from_the_cache(client, lead, renders,
