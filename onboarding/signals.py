@@ -20,7 +20,7 @@ from django.db.models.signals import (
 from django.dispatch import receiver
 
 from onboarding.services.audit import (
-    ACCOUNT_FLAGS,
+    ACCOUNT_WATCHED,
     AuditAction,
     RequestMeta,
     account_deletion_facts,
@@ -107,14 +107,14 @@ def audit_group_permissions(sender: Any, instance: Any, action: str, model: type
 @receiver(pre_save, sender=User)
 def remember_account_flags(sender: Any, instance: Any, update_fields: Any = None,
                            **kwargs: Any) -> None:
-    # Only the flags' old values are read here; the decision to audit is the service's.
-    if update_fields is not None and not set(ACCOUNT_FLAGS) & set(update_fields):
-        instance._aislekeys_flags = {f: getattr(instance, f) for f in ACCOUNT_FLAGS}
+    # Only the old values are read here; the decision to audit is the service's.
+    if update_fields is not None and not set(ACCOUNT_WATCHED) & set(update_fields):
+        instance._aislekeys_flags = {f: getattr(instance, f) for f in ACCOUNT_WATCHED}
     elif instance.pk is None:
         instance._aislekeys_flags = None
     else:
         instance._aislekeys_flags = User.objects.filter(pk=instance.pk).values(
-            *ACCOUNT_FLAGS).first()
+            *ACCOUNT_WATCHED).first()
 
 
 @receiver(pre_save, sender=User)

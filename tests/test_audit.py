@@ -624,6 +624,25 @@ def test_giving_and_taking_staff_status_is_audited_under_production_for_a_promot
     assert AuditEvent.objects.count() == count
 
 
+def test_renaming_an_account_is_audited_with_its_old_name(release_manager, lead):
+    # Events name the account as it was called then: without this, the actions of "release"
+    # could not be told as those of the account now called "release-2".
+    release_manager.username = "release-2"
+    release_manager.save()
+    event = AuditEvent.objects.filter(action=AuditAction.PERMISSION_CHANGE).latest("seq")
+    assert event.details == {"user": "release-2", "change": "renamed", "from": "release"}
+    assert event.target == "release-2" and event.environment == Environment.PRODUCTION
+    lead.username = "lead-2"
+    lead.save(update_fields=["username"])
+    event = AuditEvent.objects.filter(action=AuditAction.PERMISSION_CHANGE).latest("seq")
+    assert event.details == {"user": "lead-2", "change": "renamed", "from": "lead"}
+    count = AuditEvent.objects.count()
+    lead.save()  # the same name: nothing to record
+    make_user("newcomer")  # a new account is no rename
+    assert AuditEvent.objects.count() == count
+    assert audit_verify().ok
+
+
 # --- Deleting accounts and groups ---------------------------------------------------------------
 
 def test_deleting_an_account_is_audited_with_the_production_roles_it_took_away(release_manager,

@@ -589,14 +589,25 @@ def _m2m_manager(kind: str, instance: Any, model: type) -> Any:
 
 
 ACCOUNT_FLAGS = ("is_superuser", "is_active", "is_staff")
+# What a save of an account is compared against: its flags, and its name, which every event
+# names the account by.
+ACCOUNT_WATCHED = (*ACCOUNT_FLAGS, "username")
 
 
-def audit_account_flags(*, user: Any, before: dict[str, bool] | None) -> None:
+def audit_account_flags(*, user: Any, before: dict[str, Any] | None) -> None:
     """Superuser status given or taken, an account deactivated or reactivated, staff status
-    given or taken: each changes Production access (or, for staff, where it can be used).
-    `before` is None for a new account (only a new superuser is news)."""
+    given or taken: each changes Production access (or, for staff, where it can be used). And
+    an account renamed: the log and the access report name accounts by their user name, so
+    without the event an old name's actions could not be told as the account's.
+    `before` (`ACCOUNT_WATCHED`) is None for a new account (only a new superuser is news)."""
     if before is None:
-        before = {"is_superuser": False, "is_active": user.is_active, "is_staff": user.is_staff}
+        before = {"is_superuser": False, "is_active": user.is_active, "is_staff": user.is_staff,
+                  "username": user.get_username()}
+    if before.get("username", user.get_username()) != user.get_username():
+        _record_acting(action=AuditAction.PERMISSION_CHANGE, environment=_filed_under(user),
+                       target=user.get_username(),
+                       details={"user": user.get_username(), "change": "renamed",
+                                "from": before["username"]})
     if before["is_superuser"] != user.is_superuser:
         _record_acting(action=AuditAction.PERMISSION_CHANGE, environment=Environment.PRODUCTION,
                        target=user.get_username(),
