@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from onboarding.models import AccessGrant, AuditEvent, Environment, Integration, Role
 from onboarding.services.access import can
-from onboarding.services.access_report import _last_actions, access_report
+from onboarding.services.access_report import UNKNOWN, _last_actions, access_report
 from onboarding.services.audit import AuditAction, audit_acting, audit_record
 from onboarding.services.grants import grant_create
 from tests.conftest import make_user
@@ -308,3 +308,40 @@ def test_a_permission_source_is_credited_to_who_gave_the_production_permission(d
         carol.user_permissions.add(Permission.objects.get(codename="view_sandbox"))
     row = next(r for r in access_report() if r.username == "carol").as_dict()
     assert row["granted_by"] == "alice"
+
+
+def test_a_renamed_account_keeps_who_gave_its_access(db):
+    alice = make_user("alice", is_superuser=True)
+    carol = make_user("carol")
+    with audit_acting(actor=alice):
+        carol.groups.add(Group.objects.get(name="Release managers"))
+        carol.user_permissions.add(Permission.objects.get(codename="edit_production"))
+    for name in ("carol-2", "carol-3"):  # renamed twice: the events name "carol"
+        carol.username = name
+        carol.save()
+    row = next(r for r in access_report() if r.username == "carol-3")
+    credited = {s.label: s.granted_by for s in row.sources}
+    assert credited == {"group Release managers": "alice", "permission": "alice"}
+
+
+def test_a_name_taken_by_a_new_account_does_not_take_the_old_accounts_credit(db):
+    alice = make_user("alice", is_superuser=True)
+    bob = make_user("bob", is_superuser=True)
+    first = make_user("x")
+    with audit_acting(actor=alice):
+        first.user_permissions.add(Permission.objects.get(codename="edit_production"))
+    first.username = "y"
+    first.save()
+    second = make_user("x")  # the free name, taken by another account
+    with connection.cursor() as cursor:  # past the signals: the log never saw this permission
+        cursor.execute(
+            "INSERT INTO auth_user_user_permissions (user_id, permission_id) VALUES (%s, %s)",
+            [second.pk, Permission.objects.get(codename="edit_production").pk])
+    rows = {r.username: r for r in access_report()}
+    assert rows["y"].sources[0].granted_by == "alice"
+    assert rows["x"].sources[0].granter == UNKNOWN  # not alice's grant to the old "x"
+    with audit_acting(actor=bob):
+        second.user_permissions.add(Permission.objects.get(codename="view_production"))
+    rows = {r.username: r for r in access_report()}
+    assert rows["x"].sources[0].granted_by == "bob"
+    assert rows["y"].sources[0].granted_by == "alice"

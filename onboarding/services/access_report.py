@@ -7,6 +7,7 @@ The report never re-derives access on its own: the roles shown are exactly what 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -148,10 +149,63 @@ def _sources(user: Any, grants: list[Any]) -> list[AccessSource]:
     return found
 
 
+@dataclass(frozen=True)
+class _NameSpan:
+    """A user name an account held, between two audit events (by seq): its rename to it, or
+    from the start of the log, until its rename away, or for good."""
+
+    name: str
+    holder: str  # the account's current name
+    since: float
+    until: float
+
+
+def _name_spans(usernames: set[str]) -> dict[str, list[_NameSpan]]:
+    """The names each account held, from the rename events back from its current name: an
+    event naming an old name is then credited to the account that held the name at the time,
+    not lost after a rename nor given to a later account that took the name. One query per
+    rename in a chain, none more when nobody was renamed."""
+    spans = {name: _NameSpan(name=name, holder=name, since=0, until=math.inf)
+             for name in usernames}
+    found: list[_NameSpan] = []
+    pending = list(spans.values())  # spans whose start is still to be looked for
+    while pending:
+        renames = sorted(
+            ((seq, details) for seq, details in AuditEvent.objects.filter(
+                action=AuditAction.PERMISSION_CHANGE,
+                target__in={span.name for span in pending}).values_list("seq", "details")
+             if details.get("change") == "renamed" and details.get("from")),
+            key=lambda found_rename: -found_rename[0])
+        earlier = []
+        for span in pending:
+            rename = next(((seq, details) for seq, details in renames
+                           if details.get("user") == span.name and seq < span.until), None)
+            if rename is None:
+                found.append(span)
+                continue
+            seq, details = rename
+            found.append(replace(span, since=seq))
+            earlier.append(_NameSpan(name=details["from"], holder=span.holder, since=0,
+                                     until=seq))
+        pending = earlier
+    by_name: dict[str, list[_NameSpan]] = {}
+    for span in found:
+        by_name.setdefault(span.name, []).append(span)
+    return by_name
+
+
+def _holder(spans: dict[str, list[_NameSpan]], name: str, seq: int) -> str | None:
+    """Who held `name` at event `seq`. Names are unique at any one time, so of two spans that
+    both reach back to the start of the log, the one that ends first is the earlier holder."""
+    holding = [span for span in spans.get(name, ()) if span.since <= seq < span.until]
+    return min(holding, key=lambda span: span.until).holder if holding else None
+
+
 def _added_by(rows: list[AccessRow]) -> dict[tuple[str, str], AuditEvent]:
     """(user name, source label) → the newest audit event that gave it, for the sources the
     database itself does not date (superuser, group, permission)."""
-    names = {row.username for row in rows}
+    spans = _name_spans({row.username for row in rows})
+    names = set(spans)
     names |= {s.label.removeprefix("group ") for row in rows for s in row.sources
               if s.kind == SourceKind.GROUP}
     found: dict[tuple[str, str], AuditEvent] = {}
@@ -178,8 +232,10 @@ def _added_by(rows: list[AccessRow]) -> dict[tuple[str, str], AuditEvent]:
                 continue
         else:
             continue
-        for pair in pairs:
-            found[pair] = event  # ascending order: the newest one wins
+        for name, label in pairs:
+            holder = _holder(spans, name, event.seq)  # the account as it is called now
+            if holder is not None:
+                found[(holder, label)] = event  # ascending order: the newest one wins
     return found
 
 
