@@ -296,16 +296,20 @@ def test_the_page_names_a_deleted_granter_as_the_exports_do(client, auditor, out
     assert f"grant #{grant.pk} until" in html and "granted by (deleted user) on" in html
 
 
+def give(user: User, codename: str, *, by: User) -> None:
+    """`by` gives `user` a permission, as the admin would: audited, with `by` as the actor."""
+    with audit_acting(actor=by):
+        user.user_permissions.add(Permission.objects.get(codename=codename))
+
+
 def test_a_permission_source_is_credited_to_who_gave_the_production_permission(db):
     # The newest "permission added" event naming the user was taken, whatever it added: a
     # Sandbox permission given later by someone else took the credit for Production access.
     alice = make_user("alice", is_superuser=True)
     bob = make_user("bob", is_superuser=True)
     carol = make_user("carol")
-    with audit_acting(actor=alice):
-        carol.user_permissions.add(Permission.objects.get(codename="edit_production"))
-    with audit_acting(actor=bob):
-        carol.user_permissions.add(Permission.objects.get(codename="view_sandbox"))
+    give(carol, "edit_production", by=alice)
+    give(carol, "view_sandbox", by=bob)
     row = next(r for r in access_report() if r.username == "carol").as_dict()
     assert row["granted_by"] == "alice"
 
@@ -315,7 +319,7 @@ def test_a_renamed_account_keeps_who_gave_its_access(db):
     carol = make_user("carol")
     with audit_acting(actor=alice):
         carol.groups.add(Group.objects.get(name="Release managers"))
-        carol.user_permissions.add(Permission.objects.get(codename="edit_production"))
+    give(carol, "edit_production", by=alice)
     for name in ("carol-2", "carol-3"):  # renamed twice: the events name "carol"
         carol.username = name
         carol.save()
@@ -328,8 +332,7 @@ def test_a_name_taken_by_a_new_account_does_not_take_the_old_accounts_credit(db)
     alice = make_user("alice", is_superuser=True)
     bob = make_user("bob", is_superuser=True)
     first = make_user("x")
-    with audit_acting(actor=alice):
-        first.user_permissions.add(Permission.objects.get(codename="edit_production"))
+    give(first, "edit_production", by=alice)
     first.username = "y"
     first.save()
     second = make_user("x")  # the free name, taken by another account
@@ -340,8 +343,7 @@ def test_a_name_taken_by_a_new_account_does_not_take_the_old_accounts_credit(db)
     rows = {r.username: r for r in access_report()}
     assert rows["y"].sources[0].granted_by == "alice"
     assert rows["x"].sources[0].granter == UNKNOWN  # not alice's grant to the old "x"
-    with audit_acting(actor=bob):
-        second.user_permissions.add(Permission.objects.get(codename="view_production"))
+    give(second, "view_production", by=bob)
     rows = {r.username: r for r in access_report()}
     assert rows["x"].sources[0].granted_by == "bob"
     assert rows["y"].sources[0].granted_by == "alice"
