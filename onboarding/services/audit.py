@@ -603,7 +603,7 @@ def audit_account_flags(*, user: Any, before: dict[str, Any] | None) -> None:
     if before is None:
         before = {"is_superuser": False, "is_active": user.is_active, "is_staff": user.is_staff,
                   "username": user.get_username()}
-    if before.get("username", user.get_username()) != user.get_username():
+    if before["username"] != user.get_username():
         _record_acting(action=AuditAction.PERMISSION_CHANGE, environment=_filed_under(user),
                        target=user.get_username(),
                        details={"user": user.get_username(), "change": "renamed",
