@@ -435,3 +435,19 @@ def test_page_links_keep_each_visits_other_parameters(client, lead, settings, mo
     html = page(client, "/?page=2&view=compact")
     assert 'href="?page=1&amp;view=compact"' in html and "sort=name" not in html
     assert len(page_renders) == 1  # the same page, with each visit's own links
+
+
+def test_no_secret_goes_into_the_cache(client, lead, sandbox_simulator, renders, page_renders):
+    """What the cache keeps of the overview (the rows and the page, which are also what a
+    shared CACHE_URL server holds) carries no credential and no token, whatever was checked."""
+    from tests.conftest import KNOWN_PASSWORD, KNOWN_SECRET
+
+    check = check_run(package=onboard().package, fetch_me=False)
+    assert check.ok and check.access_token and check.refresh_token
+    client.force_login(lead)
+    page(client)
+    stored = ["".join(rendered.parts) for rendered in [*renders, *page_renders]]
+    assert len(stored) == 2
+    for secret in (KNOWN_SECRET, KNOWN_PASSWORD, check.access_token, check.refresh_token,
+                   client.session.session_key):
+        assert all(secret not in text for text in stored)
