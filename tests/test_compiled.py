@@ -1,6 +1,7 @@
 """Queries compiled once and run with new values (onboarding/compiled.py): each of the project's
-CompiledQuery answers as the ORM does, from compiled SQL, with each run's own values; a shape
-whose values cannot be swapped in runs through the ORM instead."""
+CompiledQuery answers as the ORM does, and each CompiledUpdate changes what the ORM's update
+changes, from compiled SQL, with each run's own values; a shape whose values cannot be swapped
+in runs through the ORM instead."""
 
 from __future__ import annotations
 
@@ -9,14 +10,19 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.db.models.expressions import RawSQL
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from onboarding import backends
-from onboarding.compiled import MAX_SHAPES, CompiledQuery
-from onboarding.models import AccessGrant, Integration, Role
+from onboarding.compiled import MAX_SHAPES, CompiledQuery, CompiledUpdate
+from onboarding.models import (
+    AccessGrant,
+    Integration,
+    OnboardingPackage,
+    Role,
+)
 from onboarding.services import access, status
 from onboarding.services.checks import check_run
 from onboarding.services.grants import grant_create, grant_revoke
@@ -191,3 +197,57 @@ def test_a_value_the_orm_would_prepare_differently_is_refused(value):
     query = CompiledQuery(lambda *, v: Integration.objects.filter(pk=1).values_list("pk"))
     with pytest.raises(TypeError, match="CompiledQuery takes"):
         query.rows(v=value)
+
+
+# --- CompiledUpdate ---------------------------------------------------------------------------
+
+
+def test_a_text_the_orm_transforms_runs_through_the_orm_every_time():
+    onboard("Acme POS")
+    onboard("Beta Shop")
+    rename = CompiledUpdate(lambda *, part, name: (
+        Integration.objects.filter(name__contains=part), {"notes": name}))
+    assert rename.run(part="Acme", name="one") == 1
+    assert rename.run(part="Shop", name="two") == 1
+    assert not rename.compiled(part="Shop", name="two")  # "%Shop%": not the stand-in
+    assert dict(Integration.objects.values_list("name", "notes")) == {
+        "Acme POS": "one", "Beta Shop": "two"}
+
+
+def test_an_update_that_fails_inside_atomic_rolls_the_block_back():
+    one, two = onboard("One").package, onboard("Two").package
+    # Two packages of one integration and environment: the unique constraint refuses it.
+    move = CompiledUpdate(lambda *, pk, integration_id: (
+        OnboardingPackage.objects.filter(pk=pk), {"integration_id": integration_id}))
+    assert move.compiled(pk=one.pk, integration_id=two.integration_id)
+    with transaction.atomic():
+        with pytest.raises(IntegrityError):
+            move.run(pk=one.pk, integration_id=two.integration_id)
+        assert connection.needs_rollback  # as after the ORM's update: nothing more runs here
+
+
+def test_nothing_to_set_updates_nothing_without_asking():
+    package = onboard().package
+    nothing = CompiledUpdate(lambda *, pk: (OnboardingPackage.objects.filter(pk=pk), {}))
+    with CaptureQueriesContext(connection) as captured:
+        assert nothing.run(pk=package.pk) == 0
+    assert len(captured) == 0
+
+
+def test_only_an_unsliced_queryset_can_be_updated():
+    sliced = CompiledUpdate(lambda *, pk: (Integration.objects.filter(pk__gte=pk)[:1],
+                                           {"notes": "x"}))
+    with pytest.raises(TypeError, match="unsliced"):
+        sliced.run(pk=1)
+
+
+@pytest.mark.parametrize("value", [
+    True,
+    None,  # NULL is no parameter: a literal, or a value of the build function
+    {1, 2},
+    timezone.now().replace(tzinfo=None),
+])
+def test_a_value_the_orm_would_prepare_differently_is_refused_by_updates(value):
+    update = CompiledUpdate(lambda *, v: (Integration.objects.filter(pk=1), {"notes": "x"}))
+    with pytest.raises(TypeError, match="CompiledUpdate takes"):
+        update.run(v=value)
