@@ -16,14 +16,18 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from onboarding import backends
-from onboarding.compiled import MAX_SHAPES, CompiledQuery, CompiledUpdate
+from onboarding.compiled import MAX_SHAPES, CompiledQuery, CompiledUpdate, _Compiled
 from onboarding.models import (
     AccessGrant,
+    AuditChainHead,
+    CheckTrigger,
+    ConnectivityCheck,
     Integration,
     OnboardingPackage,
     Role,
 )
-from onboarding.services import access, status
+from onboarding.services import access, audit, checks, status
+from onboarding.services.audit import AuditAction, audit_record, audit_verify
 from onboarding.services.checks import check_run
 from onboarding.services.grants import grant_create, grant_revoke
 from tests.conftest import make_user, onboard
@@ -202,6 +206,141 @@ def test_a_value_the_orm_would_prepare_differently_is_refused(value):
 # --- CompiledUpdate ---------------------------------------------------------------------------
 
 
+def orm_then_compiled(update: CompiledUpdate, model, pk: int, **values) -> tuple[tuple, tuple]:
+    """(rows updated, the row after) of the ORM's own update, undone, then of the compiled one."""
+    queryset, changes = update._build(**values)
+    with transaction.atomic():
+        orm = queryset.update(**changes), model.objects.filter(pk=pk).values().get()
+        transaction.set_rollback(True)
+    compiled = update.run(**values), model.objects.filter(pk=pk).values().get()
+    assert update.compiled(**values)
+    return orm, compiled
+
+
+def test_the_check_claim_changes_what_the_orm_changes():
+    package = onboard().package
+    now = timezone.now()
+    until = now + timedelta(minutes=1)
+    for _ in range(2):  # free, then held: the second claim changes nothing
+        orm, compiled = orm_then_compiled(checks._claim_update, OnboardingPackage, package.pk,
+                                          package_id=package.pk, until=until, free_at=now)
+        assert compiled == orm
+    assert compiled[0] == 0
+    # Taking over compares the claim's end exactly.
+    later = until + timedelta(seconds=5)
+    for held, rows in ((now, 0), (until, 1)):
+        orm, compiled = orm_then_compiled(checks._claim_update, OnboardingPackage, package.pk,
+                                          package_id=package.pk, until=later, held_until=held)
+        assert compiled == orm and compiled[0] == rows
+    assert OnboardingPackage.objects.get(pk=package.pk).check_busy_until == later
+
+
+@pytest.mark.parametrize("failing", ["passed", "failed", "unknown"])
+def test_the_package_row_after_a_check_changes_as_the_orm_changes_it(failing):
+    package = onboard().package
+    before = timezone.now() - timedelta(days=1)
+    OnboardingPackage.objects.filter(pk=package.pk).update(failing_since=before)
+    values = {"package_id": package.pk, "failing": failing,
+              "busy_until": timezone.now() + timedelta(seconds=2)}
+    if failing == "failed":
+        values["failed_at"] = timezone.now()
+    orm, compiled = orm_then_compiled(checks._package_row, OnboardingPackage, package.pk,
+                                      **values)
+    assert compiled == orm
+    expected = {"passed": None, "failed": before, "unknown": before}[failing]  # kept: the first
+    assert compiled[1]["failing_since"] == expected
+
+
+def test_a_first_failure_is_the_time_it_failed_since():
+    package = onboard().package
+    failed_at = timezone.now() - timedelta(minutes=3)
+    orm, compiled = orm_then_compiled(checks._package_row, OnboardingPackage, package.pk,
+                                      package_id=package.pk, failing="failed",
+                                      failed_at=failed_at)
+    assert compiled == orm and compiled[1]["failing_since"] == failed_at
+
+
+def test_dropping_the_other_checks_tokens_changes_what_the_orm_changes(sandbox_simulator):
+    package = onboard().package
+    older = check_run(package=package, fetch_me=False)
+    OnboardingPackage.objects.filter(pk=package.pk).update(check_busy_until=None)
+    newer = check_run(package=package, fetch_me=False)
+    # As if both still held tokens (the newer check dropped the older one's).
+    ConnectivityCheck.objects.filter(pk=older.pk).update(
+        access_token=ConnectivityCheck.objects.get(pk=newer.pk).__dict__["access_token"])
+    for tokens in (("refresh_token",), ("access_token", "refresh_token")):
+        orm, compiled = orm_then_compiled(checks._drop_tokens, ConnectivityCheck, older.pk,
+                                          package_id=package.pk, keep_id=newer.pk,
+                                          tokens=tokens)
+        assert compiled == orm
+    assert compiled[0] == 1 and compiled[1]["access_token"] is None
+    kept = ConnectivityCheck.objects.get(pk=newer.pk)
+    assert kept.access_token and kept.refresh_token  # the one to keep was not touched
+
+
+def test_moving_the_audit_head_changes_what_the_orm_changes():
+    audit_record(action=AuditAction.LOGIN)
+    head = AuditChainHead.objects.get(id=1)
+    values = audit.head_values(events=head.events + 5, last_event_id=head.last_event_id + 5,
+                               last_hmac="f" * 64)
+    orm, compiled = orm_then_compiled(audit._head_moved, AuditChainHead, 1, **values)
+    assert compiled == orm
+    assert compiled[1]["last_hmac"] == "f" * 64 and compiled[1]["seal"] == values["seal"]
+
+
+def test_a_checks_statements_run_from_compiled_sql(sandbox_simulator, monkeypatch):
+    """The check's reads and UPDATEs, and the audit head's, passing and failing; the audit chain
+    they write stays whole."""
+    statements = [checks._current_version, checks._claim_update, checks._drop_tokens,
+                  checks._package_row, audit._locked_head, audit._head_moved]
+    for statement in statements:  # none compiled yet in this thread
+        monkeypatch.setattr(statement, "_local", threading.local())
+    passing = onboard("Passing").package
+    failing = onboard("Failing", client_secret="wrong-secret-0123456789").package
+    assert check_run(package=passing, fetch_me=False, trigger=CheckTrigger.DASHBOARD).ok
+    assert not check_run(package=failing, fetch_me=False, trigger=CheckTrigger.DASHBOARD).ok
+    for statement in statements:
+        shapes = statement._shapes()
+        assert shapes and all(isinstance(found, _Compiled) for found in shapes.values())
+    assert len(checks._package_row._shapes()) == 2  # passed, failed
+    # The shapes a check did not need here: taking over a claim, a refused refresh token.
+    now = timezone.now()
+    assert checks._claim_update.compiled(package_id=passing.pk, until=now, held_until=now)
+    assert checks._drop_tokens.compiled(package_id=passing.pk, keep_id=1,
+                                        tokens=("refresh_token",))
+    assert checks._package_row.compiled(package_id=passing.pk, failing="unknown",
+                                        busy_until=now)
+    assert audit_verify().ok
+
+
+def test_the_current_version_is_read_as_the_orm_reads_it():
+    first = onboard()
+    package = first.package
+    second = onboard(client_secret="a-second-secret-0123")  # the same package, a new version
+    assert second.package_id == package.pk and second.pk != first.pk
+    version = checks._version_now(package)  # the package object still names the first
+    orm = OnboardingPackage.objects.select_related("current_version").get(
+        pk=package.pk).current_version
+    fields = [field.attname for field in type(orm)._meta.concrete_fields]
+    assert [getattr(version, name) for name in fields] == [getattr(orm, name) for name in fields]
+    assert version.pk == second.pk and version.client_secret == "a-second-secret-0123"
+    assert not version._state.adding
+
+
+def test_a_package_without_a_version_reads_none():
+    package = onboard().package
+    OnboardingPackage.objects.filter(pk=package.pk).update(current_version=None)
+    assert checks._version_now(package) is None
+
+
+def test_a_missing_audit_head_is_made_again():
+    if connection.vendor == "postgresql":
+        pytest.skip("PostgreSQL's trigger refuses to delete the head")
+    AuditChainHead.objects.all().delete()
+    event = audit_record(action=AuditAction.LOGIN)
+    assert AuditChainHead.objects.get(id=1).last_event_id == event.pk
+
+
 def test_a_text_the_orm_transforms_runs_through_the_orm_every_time():
     onboard("Acme POS")
     onboard("Beta Shop")
@@ -251,3 +390,23 @@ def test_a_value_the_orm_would_prepare_differently_is_refused_by_updates(value):
     update = CompiledUpdate(lambda *, v: (Integration.objects.filter(pk=1), {"notes": "x"}))
     with pytest.raises(TypeError, match="CompiledUpdate takes"):
         update.run(v=value)
+
+
+def test_an_update_binds_the_parameters_the_orm_binds():
+    """The same values of the same types (on PostgreSQL, a number to set is an Int8 or an
+    Int2: Django types them so that every run binds the same parameter types)."""
+    package = onboard().package
+    now = timezone.now()
+    runs = [
+        (audit._head_moved, audit.head_values(events=7, last_event_id=9, last_hmac="c" * 64)),
+        (checks._package_row, {"package_id": package.pk, "failing": "failed", "failed_at": now,
+                               "busy_until": now}),
+        (checks._claim_update, {"package_id": package.pk, "until": now, "held_until": now}),
+        (checks._drop_tokens, {"package_id": package.pk, "keep_id": 3,
+                               "tokens": checks._TOKENS}),
+    ]
+    for update, values in runs:
+        compiled = update._find(values)
+        bound = update._params(compiled, values)
+        _sql, orm_params, _compiler = update._sql(values)  # compiled from these very values
+        assert [(type(p), p) for p in bound] == [(type(p), p) for p in orm_params]

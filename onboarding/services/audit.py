@@ -29,10 +29,11 @@ from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import OperationalError, models, transaction
+from django.db import DEFAULT_DB_ALIAS, OperationalError, models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from onboarding.compiled import CompiledQuery, CompiledUpdate
 from onboarding.models import AuditChainHead, AuditEvent, Environment, Integration
 from onboarding.services.access import roles
 from onboarding.services.fields import FIELD_LABELS
@@ -203,6 +204,26 @@ def _jsonable(details: dict[str, Any] | None) -> dict[str, Any]:
     return json.loads(json.dumps(details or {}, cls=DjangoJSONEncoder, sort_keys=True))
 
 
+_HEAD_FIELDS = ("id", "last_event_id", "last_hmac", "events", "seal")
+
+# Every audited action reads and moves the head: compiled once (onboarding/compiled.py), as
+# building the two statements again cost more than running them on PostgreSQL.
+_locked_head = CompiledQuery(
+    lambda: AuditChainHead.objects.select_for_update().filter(id=1).values_list(*_HEAD_FIELDS))
+_head_moved = CompiledUpdate(lambda *, events, last_event_id, last_hmac, seal: (
+    AuditChainHead.objects.filter(id=1),
+    {"events": events, "last_event_id": last_event_id, "last_hmac": last_hmac, "seal": seal}))
+
+
+def _head_locked() -> AuditChainHead:
+    """The chain head, locked until the transaction ends (every writer waits its turn here)."""
+    rows = _locked_head.rows()
+    if rows:
+        return AuditChainHead.from_db(DEFAULT_DB_ALIAS, _HEAD_FIELDS, rows[0])
+    # The migrations make the head; a database emptied by hand gets a new one.
+    return AuditChainHead.objects.select_for_update().get_or_create(id=1)[0]
+
+
 def audit_record(
     *,
     action: AuditAction | str,
@@ -218,7 +239,7 @@ def audit_record(
     # Inside the caller's transaction no savepoint of its own (two statements fewer): if this
     # write fails, the caller's whole action rolls back with it, which is what it must do anyway.
     with transaction.atomic(savepoint=False):
-        head, _ = AuditChainHead.objects.select_for_update().get_or_create(id=1)
+        head = _head_locked()
         event = AuditEvent(
             seq=head.events + 1,
             at=timezone.now(),
@@ -236,9 +257,8 @@ def audit_record(
         )
         event.hmac = _sign(event)
         event.save(force_insert=True)
-        AuditChainHead.objects.filter(id=1).update(
-            **head_values(events=event.seq, last_event_id=event.pk, last_hmac=event.hmac)
-        )
+        _head_moved.run(
+            **head_values(events=event.seq, last_event_id=event.pk, last_hmac=event.hmac))
     return event
 
 

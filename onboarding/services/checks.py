@@ -22,15 +22,16 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.models import DateTimeField, F, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from onboarding.compiled import CompiledQuery, CompiledUpdate
 from onboarding.crypto import DecryptionError
 from onboarding.iqmetrix import (
     AccountsURLError,
@@ -64,6 +65,64 @@ _TOKENS = ("access_token", "refresh_token")
 
 class CheckError(Exception):
     """A check that cannot be run; the message is one plain sentence without secrets."""
+
+
+# The statements of every check are compiled once (onboarding/compiled.py): on PostgreSQL,
+# building them again took longer than running them.
+
+_VERSION_FIELDS = tuple(field.attname for field in PackageVersion._meta.concrete_fields)
+
+# The package's current version, read afresh: the package handed in may be an older copy.
+_current_version = CompiledQuery(lambda *, package_id: OnboardingPackage.objects.filter(
+    pk=package_id).values_list(*(f"current_version__{name}" for name in _VERSION_FIELDS)))
+
+
+def _claim_query(*, package_id: int, until: Any, free_at: Any = None, held_until: Any = None
+                 ) -> tuple[QuerySet, dict[str, Any]]:
+    row = OnboardingPackage.objects.filter(pk=package_id)
+    if held_until is not None:
+        row = row.filter(check_busy_until=held_until)
+    else:
+        row = row.filter(Q(check_busy_until__isnull=True) | Q(check_busy_until__lte=free_at))
+    return row, {"check_busy_until": until}
+
+
+_claim_update = CompiledUpdate(_claim_query)
+
+
+def _drop_tokens_query(*, package_id: int, keep_id: int, tokens: tuple[str, ...]
+                       ) -> tuple[QuerySet, dict[str, Any]]:
+    held = Q()
+    for name in tokens:
+        held |= Q(**{f"{name}__isnull": False})
+    others = ConnectivityCheck.objects.filter(package_id=package_id).exclude(pk=keep_id)
+    return others.filter(held), dict.fromkeys(tokens)
+
+
+# Which tokens (a literal: ("access_token", "refresh_token") or ("refresh_token",)).
+_drop_tokens = CompiledUpdate(_drop_tokens_query, literals=("tokens",))
+
+
+# What a check says of its package's credentials: a refused refresh token says nothing.
+Failing = Literal["passed", "failed", "unknown"]
+
+
+def _package_row_query(*, package_id: int, failing: Failing, failed_at: Any = None,
+                       busy_until: Any = None) -> tuple[QuerySet, dict[str, Any]]:
+    changes: dict[str, Any] = {}
+    if failing == "passed":
+        changes["failing_since"] = None
+    elif failing == "failed":  # set on the first failure, kept on later ones
+        changes["failing_since"] = Coalesce(
+            F("failing_since"), Value(failed_at, output_field=DateTimeField()))
+    if busy_until is not None:
+        changes["check_busy_until"] = busy_until
+    return OnboardingPackage.objects.filter(pk=package_id), changes
+
+
+# `failing` is a literal of the SQL; `failed_at` comes only with "failed", and `busy_until`
+# (the double-click grace) only with checks that took the claim.
+_package_row = CompiledUpdate(_package_row_query, literals=("failing",))
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -130,8 +189,7 @@ def check_run(
     """
     env = Environment(package.environment)
     _require_check(actor=actor, package=package)
-    version = (OnboardingPackage.objects.select_related("current_version")
-               .get(pk=package.pk).current_version)
+    version = _version_now(package)
     if version is None:
         raise CheckError(f"The {env.label} package has no credentials yet; add them first.")
     creds = _credentials(version, env=env, names=PackageVersion.CREDENTIAL_FIELDS)
@@ -188,6 +246,15 @@ def check_refresh(
     )
 
 
+def _version_now(package: OnboardingPackage) -> PackageVersion | None:
+    rows = _current_version.rows(package_id=package.pk)
+    if not rows:
+        raise OnboardingPackage.DoesNotExist("The package no longer exists.")
+    if rows[0][0] is None:  # no current version: every column of the outer join is NULL
+        return None
+    return PackageVersion.from_db(DEFAULT_DB_ALIAS, _VERSION_FIELDS, rows[0])
+
+
 def _require_check(*, actor: Any, package: OnboardingPackage) -> None:
     if actor is not None and not can(user=actor, action=Role.CHECK,
                                      environment=package.environment,
@@ -239,12 +306,8 @@ def _claim(package: OnboardingPackage, *, taking_over: Any = None) -> bool:
     """Claim the package when no check holds it, or take over from the finished check whose
     claim ends at `taking_over` (compare-and-set, so only one waiter wins)."""
     now = timezone.now()
-    row = OnboardingPackage.objects.filter(pk=package.pk)
-    if taking_over is not None:
-        row = row.filter(check_busy_until=taking_over)
-    else:
-        row = row.filter(Q(check_busy_until__isnull=True) | Q(check_busy_until__lte=now))
-    return row.update(check_busy_until=now + _claim_span()) == 1
+    held = {"free_at": now} if taking_over is None else {"held_until": taking_over}
+    return _claim_update.run(package_id=package.pk, until=now + _claim_span(), **held) == 1
 
 
 def _claimed_check(package: OnboardingPackage) -> tuple[ConnectivityCheck | None, Any]:
@@ -338,25 +401,23 @@ def _record(
     # cleared by a pass) together with the double-click claim's short extension. Only the
     # password grant says whether the credentials work: a refused refresh token (iQmetrix
     # forgets them, e.g. on a restart) says nothing about them.
-    row_update: dict[str, Any] = {}
+    failing: Failing = "unknown"
     if kind == CheckKind.PASSWORD:
-        row_update["failing_since"] = None if ok else Coalesce(
-            F("failing_since"), Value(result.sent_at, output_field=DateTimeField()))
+        failing = "passed" if ok else "failed"
+    row_update: dict[str, Any] = {"failed_at": result.sent_at} if failing == "failed" else {}
     if trigger != CheckTrigger.SCHEDULED:
-        row_update["check_busy_until"] = timezone.now() + timedelta(seconds=DEDUPE_SECONDS)
+        row_update["busy_until"] = timezone.now() + timedelta(seconds=DEDUPE_SECONDS)
     with transaction.atomic():
         check.save(force_insert=True)
-        others = ConnectivityCheck.objects.filter(package=package).exclude(pk=check.pk)
         if ok:
             # Only the newest success keeps tokens: after a refresh the old ones are revoked
             # anyway, and fewer stored tokens means fewer to leak.
-            others.filter(Q(access_token__isnull=False) | Q(refresh_token__isnull=False)).update(
-                access_token=None, refresh_token=None)
+            _drop_tokens.run(package_id=package.pk, keep_id=check.pk, tokens=_TOKENS)
         elif kind == CheckKind.REFRESH and result.outcome == Outcome.INVALID_CREDENTIALS:
             # iQmetrix refused the refresh token: it is dead, stop offering "Refresh".
-            others.filter(refresh_token__isnull=False).update(refresh_token=None)
-        if row_update:
-            OnboardingPackage.objects.filter(pk=package.pk).update(**row_update)
+            _drop_tokens.run(package_id=package.pk, keep_id=check.pk, tokens=("refresh_token",))
+        if failing != "unknown" or row_update:  # a scheduled refresh changes nothing here
+            _package_row.run(package_id=package.pk, failing=failing, **row_update)
         audit_record(
             action=AuditAction.REFRESH if kind == CheckKind.REFRESH else AuditAction.CHECK,
             actor=actor, meta=meta, integration=package.integration,
