@@ -616,3 +616,27 @@ def test_grant_access_of_a_grant_already_held_says_nothing_was_granted_once(outs
     code, _, message = run("grant_access", *args, "--reason", "second")
     assert code == 1 and "already holds" in message
     assert message.lower().count("nothing was granted") == 1
+
+
+# --- Roles remembered per request -----------------------------------------------------------
+
+
+def test_roles_are_worked_out_afresh_when_the_permissions_are_read_again(outsider):
+    """Roles are remembered on the user object with the permission cache they came from; a
+    user whose permissions were read again (the cache dropped) gets the new roles."""
+    assert roles(user=outsider, environment=PROD) == set()
+    outsider.user_permissions.add(Permission.objects.get(codename="check_production"))
+    assert roles(user=outsider, environment=PROD) == set()  # as Django's own cache answers
+    del outsider._perm_cache
+    assert roles(user=outsider, environment=PROD) == {Role.CHECK, Role.VIEW}
+    assert outsider.has_perm("onboarding.check_production")  # the same answer as Django's
+
+
+def test_remembered_roles_still_follow_active_and_superuser_status(outsider):
+    outsider.user_permissions.add(Permission.objects.get(codename="check_production"))
+    outsider = fresh(outsider)
+    assert can(user=outsider, action=Role.CHECK, environment=PROD)
+    outsider.is_active = False
+    assert roles(user=outsider, environment=PROD) == set()
+    outsider.is_active, outsider.is_superuser = True, True
+    assert Role.PROMOTE in roles(user=outsider, environment=PROD)

@@ -70,19 +70,41 @@ def _roles_from_grants(*, user: Any, integration: Integration | None) -> set[str
     }
 
 
+def _permitted_roles(*, user: Any, environment: Environment) -> frozenset[str]:
+    """The roles an active user's permissions give in one environment.
+
+    A page asks this several times (the navigation, each access decision, the overview's key),
+    and each `has_perm` walks the authentication backends again. Remembered on the user object
+    for as long as the permission cache that OneQueryModelBackend keeps on it (the same set
+    object) lasts: a user whose permissions were read again is answered afresh."""
+    if not hasattr(user, "_perm_cache"):
+        user.get_all_permissions()  # fills the backend's cache
+    permissions = getattr(user, "_perm_cache", None)
+    if permissions is None:  # a backend that keeps no such cache: ask has_perm, as Django does
+        return frozenset(str(role) for role in PERMISSION_ROLES[environment] if user.has_perm(
+            f"onboarding.{permission_codename(role=role, environment=environment)}"))
+    memo = getattr(user, "_aislekeys_roles", None)
+    if memo is None or memo[0] is not permissions:
+        memo = user._aislekeys_roles = (permissions, {})
+    found = memo[1].get(environment)
+    if found is None:
+        # What ModelBackend.has_perm answers for an active user: membership of this set.
+        found = memo[1][environment] = frozenset(
+            str(role) for role in PERMISSION_ROLES[environment]
+            if f"onboarding.{permission_codename(role=role, environment=environment)}"
+            in permissions)
+    return found
+
+
 def roles(*, user: Any, environment: Environment | str, integration: Integration | None = None
           ) -> set[str]:
     """Every role the user holds in one environment (for one integration, if given)."""
     environment = Environment(environment)
     if user is None or not user.is_authenticated or not user.is_active:
         return set()
-    allowed = PERMISSION_ROLES[environment]
     if user.is_superuser:
-        return {str(role) for role in allowed}
-    held = {
-        str(role) for role in allowed
-        if user.has_perm(f"onboarding.{permission_codename(role=role, environment=environment)}")
-    }
+        return {str(role) for role in PERMISSION_ROLES[environment]}
+    held = set(_permitted_roles(user=user, environment=environment))
     if environment == Environment.PRODUCTION:
         held |= _roles_from_grants(user=user, integration=integration)
     if held:
