@@ -50,6 +50,7 @@ from django.contrib.messages import get_messages
 from django.core.cache import cache
 from django.core.paginator import Page, Paginator
 from django.db import DEFAULT_DB_ALIAS
+from django.db.models import Count, Value
 from django.http import HttpRequest
 from django.middleware.csrf import get_token
 from django.template.loader import render_to_string
@@ -200,8 +201,24 @@ _every_integration = CompiledQuery(
     literals=("offset", "limit"))
 
 
-def _integrations_of(page: Page, *, user: Any) -> list[Integration]:
-    if not sees_every_integration(user=user):
+# How many there are, compiled too: grouped by a constant, which Django leaves out of the SQL
+# (SELECT COUNT(id) FROM ...), so the answer is always one row, 0 included.
+_every_integration_count = CompiledQuery(lambda: Integration.objects.order_by().values(
+    k=Value(1)).annotate(n=Count("pk")).values_list("n"))
+
+
+def _page(*, user: Any, every: bool, page_number: str | None) -> Page:
+    """The page of integrations the visit asks for; for someone who sees them all, a page of
+    numbers standing in for them, counted with compiled SQL (`_integrations_of` reads it)."""
+    if every:
+        count = _every_integration_count.rows()[0][0]
+        return Paginator(range(count), INTEGRATIONS_PER_PAGE).get_page(page_number)
+    visible = visible_integrations(user=user).order_by("name").only("pk", "uuid", "name")
+    return Paginator(visible, INTEGRATIONS_PER_PAGE).get_page(page_number)
+
+
+def _integrations_of(page: Page, *, every: bool) -> list[Integration]:
+    if not every:
         return list(page.object_list)  # those their grants name: the ORM's query
     if not page.paginator.count:  # counted already: nothing to ask for
         return []
@@ -306,9 +323,9 @@ def _slot_value(slot: str, *, request: HttpRequest, page: Page, now: datetime) -
 def overview_page(*, request: HttpRequest, page_number: str | None) -> str:
     """The overview's HTML for one page of integrations, from the cache when nothing it shows
     has changed."""
-    visible = visible_integrations(user=request.user).order_by("name").only("pk", "uuid", "name")
-    page = Paginator(visible, INTEGRATIONS_PER_PAGE).get_page(page_number)
-    integrations = _integrations_of(page, user=request.user)
+    every = sees_every_integration(user=request.user)
+    page = _page(user=request.user, every=every, page_number=page_number)
+    integrations = _integrations_of(page, every=every)
     permissions = _permissions(user=request.user, integrations=integrations)
     stamps = _visible_stamps(package_stamps(integration_ids=[i.pk for i in integrations]),
                              permissions)

@@ -410,3 +410,13 @@ def test_an_update_binds_the_parameters_the_orm_binds():
         bound = update._params(compiled, values)
         _sql, orm_params, _compiler = update._sql(values)  # compiled from these very values
         assert [(type(p), p) for p in bound] == [(type(p), p) for p in orm_params]
+
+
+def test_the_overviews_count_of_integrations_answers_as_the_orm_none_included():
+    from dashboard.overview_page import _every_integration_count
+
+    assert _every_integration_count.rows() == [(0,)]  # one row, even of an empty table
+    for name in ("One", "Two", "Three"):
+        onboard(name)
+    assert _every_integration_count.rows() == [(Integration.objects.count(),)] == [(3,)]
+    assert _every_integration_count.compiled()

@@ -335,6 +335,32 @@ def test_the_overview_shows_25_integrations_a_page(client, lead, db):
     assert "Integration 25" in client.get("/?page=2").content.decode()
 
 
+@pytest.mark.parametrize("number, shown", [
+    ("abc", "Page 1 of 2"), ("0", "Page 2 of 2"), ("-1", "Page 2 of 2"), ("99", "Page 2 of 2"),
+    ("2", "Page 2 of 2"), ("", "Page 1 of 2"),
+])
+def test_an_odd_page_number_shows_the_first_or_last_page(client, lead, outsider, superuser,
+                                                         number, shown):
+    """For someone who sees every integration (the page is counted and read compiled) as for
+    someone whose grants name a few (the ORM's query)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from onboarding.models import Role
+    from onboarding.services.grants import grant_create
+
+    for index in range(26):
+        integration = onboard(name=f"Integration {index:02}").package.integration
+        grant_create(user=outsider, role=Role.VIEW, integration=integration, reason="test",
+                     valid_until=timezone.now() + timedelta(days=1), granted_by=superuser)
+    for user in (lead, outsider):
+        client.force_login(user)
+        html = client.get(f"/?page={number}").content.decode()
+        assert shown in html
+        assert ("Integration 25" in html) == (shown == "Page 2 of 2")
+
+
 def test_an_integration_scoped_grant_shows_that_integration_only_with_its_role(
         client, outsider, superuser, sandbox_simulator, settings, db):
     from datetime import timedelta
