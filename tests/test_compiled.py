@@ -420,3 +420,5 @@ def test_the_overviews_count_of_integrations_answers_as_the_orm_none_included():
         onboard(name)
     assert _every_integration_count.rows() == [(Integration.objects.count(),)] == [(3,)]
     assert _every_integration_count.compiled()
+    # COUNT(*), as count() asks: SQLite answers it without reading the rows, not COUNT("id").
+    assert "COUNT(*)" in _every_integration_count._find({}).sql
