@@ -422,3 +422,13 @@ def test_the_overviews_count_of_integrations_answers_as_the_orm_none_included():
     assert _every_integration_count.compiled()
     # COUNT(*), as count() asks: SQLite answers it without reading the rows, not COUNT("id").
     assert "COUNT(*)" in _every_integration_count._find({}).sql
+
+
+def test_the_locked_audit_head_is_read_as_the_orm_reads_it():
+    audit_record(action=AuditAction.LOGIN)
+    with transaction.atomic():
+        head = audit._head_locked()
+    orm = AuditChainHead.objects.get(id=1)
+    names = [field.attname for field in AuditChainHead._meta.concrete_fields]
+    assert [getattr(head, name) for name in names] == [getattr(orm, name) for name in names]
+    assert head.events >= 1 and head.last_hmac and not head._state.adding

@@ -204,7 +204,8 @@ def _jsonable(details: dict[str, Any] | None) -> dict[str, Any]:
     return json.loads(json.dumps(details or {}, cls=DjangoJSONEncoder, sort_keys=True))
 
 
-_HEAD_FIELDS = ("id", "last_event_id", "last_hmac", "events", "seal")
+# Every column, in the model's order: Model.from_db takes a full row in that order.
+_HEAD_FIELDS = tuple(field.attname for field in AuditChainHead._meta.concrete_fields)
 
 # Every audited action reads and moves the head: compiled once (onboarding/compiled.py), as
 # building the two statements again cost more than running them on PostgreSQL.
