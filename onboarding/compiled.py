@@ -119,7 +119,9 @@ class _Compiling:
     def _shape(self, values: dict[str, Value]) -> tuple:
         shape = []
         for name, value in values.items():
-            if name in self._literals:
+            if name in self._literals or _beyond_64_bits(value):
+                # A number no column holds: the ORM's own query for it (Django answers "matches
+                # nothing" without asking), where binding it would fail on SQLite.
                 shape.append((name, ("literal", value)))
                 continue
             kind = _kind_of(value, texts=self._texts)
@@ -222,6 +224,11 @@ class CompiledUpdate(_Compiling):
         if not sql:  # nothing to set: the ORM's update answers 0 without asking
             raise EmptyResultSet
         return sql, params, compiler
+
+
+def _beyond_64_bits(value: Any) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)
+            and not -(2**63) <= value < 2**63)
 
 
 def _kind_of(value: Value, *, texts: bool) -> str | int | None:

@@ -397,11 +397,12 @@ def test_an_update_binds_the_parameters_the_orm_binds():
     Int2: Django types them so that every run binds the same parameter types)."""
     package = onboard().package
     now = timezone.now()
+    later = now + timedelta(seconds=3)  # two times, so that a swap of the two shows
     runs = [
         (audit._head_moved, audit.head_values(events=7, last_event_id=9, last_hmac="c" * 64)),
         (checks._package_row, {"package_id": package.pk, "failing": "failed", "failed_at": now,
-                               "busy_until": now}),
-        (checks._claim_update, {"package_id": package.pk, "until": now, "held_until": now}),
+                               "busy_until": later}),
+        (checks._claim_update, {"package_id": package.pk, "until": later, "held_until": now}),
         (checks._drop_tokens, {"package_id": package.pk, "keep_id": 3,
                                "tokens": checks._TOKENS}),
     ]
@@ -432,3 +433,15 @@ def test_the_locked_audit_head_is_read_as_the_orm_reads_it():
     names = [field.attname for field in AuditChainHead._meta.concrete_fields]
     assert [getattr(head, name) for name in names] == [getattr(orm, name) for name in names]
     assert head.events >= 1 and head.last_hmac and not head._state.adding
+
+
+def test_an_id_beyond_64_bits_matches_nothing_as_with_the_orm():
+    """No column holds it; Django answers without asking, where binding it fails on SQLite."""
+    onboard()
+    huge = 2**63
+    assert checks._claim_update.run(package_id=huge, until=timezone.now(),
+                                    free_at=timezone.now()) == 0
+    with pytest.raises(OnboardingPackage.DoesNotExist):
+        checks._version_now(OnboardingPackage(pk=huge))
+    assert not checks._claim_update.compiled(package_id=huge, until=timezone.now(),
+                                             free_at=timezone.now())
