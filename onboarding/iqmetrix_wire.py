@@ -16,6 +16,7 @@ import math
 import re
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ import requests.adapters
 import urllib3
 import urllib3.connection
 import urllib3.exceptions
+import urllib3.util.connection
 
 MAX_BODY_BYTES = 1_048_576
 # iQmetrix tokens last about 12 hours; a month or more means the answer is not what we think it is.
@@ -214,11 +216,87 @@ class _DeadlineResponse(http.client.HTTPResponse):
                          *args, **kwargs)
 
 
-class _HTTPConnection(urllib3.connection.HTTPConnection):
+# --- a bound on the host name lookup ---------------------------------------------------------
+# The resolver honours neither the connect timeout nor the request's deadline: a DNS server that
+# does not answer holds a check for as long as the resolver keeps retrying (often 10 to 30 s),
+# beyond the span a check's claim is sized for. The lookup runs in a thread of its own and is
+# given up on when the connect timeout (or the deadline, if sooner) has passed; the thread ends
+# when the resolver does. An address written as such is not looked up.
+
+
+def lookup_within(host: str, port: int, *, seconds: float) -> list[str]:
+    """The host's addresses, in the resolver's order, or socket.gaierror: the resolver's own,
+    or EAI_AGAIN when it has not answered within `seconds`."""
+    found: list[Any] = []
+    failed: list[BaseException] = []
+    done = threading.Event()
+
+    def resolve() -> None:
+        try:
+            family = urllib3.util.connection.allowed_gai_family()
+            found.extend(socket.getaddrinfo(host, port, family, socket.SOCK_STREAM))
+        except BaseException as exc:  # handed to the waiting thread, which raises it
+            failed.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=resolve, name="iqmetrix-lookup", daemon=True).start()
+    if not done.wait(max(0.0, seconds)):
+        raise socket.gaierror(socket.EAI_AGAIN, f"no answer to the lookup within {seconds:g} s")
+    if failed:
+        raise failed[0]
+    return list(dict.fromkeys(str(address[4][0]) for address in found))
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+class _BoundedLookup:
+    """Connections whose host name lookup ends within the connect timeout."""
+
+    def _new_conn(self) -> socket.socket:
+        host, limit = self._dns_host, self.timeout  # the connect timeout, as urllib3 sets it
+        if _is_address(host) or not isinstance(limit, int | float):
+            return super()._new_conn()
+        deadline = _DEADLINE.get()
+        if deadline is not None:
+            limit = min(limit, deadline - time.monotonic())
+        try:
+            addresses = lookup_within(host, self.port, seconds=limit)
+        except socket.gaierror as exc:
+            raise urllib3.exceptions.NameResolutionError(self.host, self, exc) from exc
+        except UnicodeError:  # a name that is no name: urllib3 says so itself
+            return super()._new_conn()
+        # Each address in turn, as urllib3 would, within what is left of the deadline: the name
+        # stays the Host header, the TLS server name and what the certificate must match; only
+        # the socket goes to the address.
+        failure: Exception | None = None
+        timeout = self.timeout
+        for address in addresses:
+            left = timeout if deadline is None else min(timeout, deadline - time.monotonic())
+            if left <= 0:
+                break
+            self._dns_host, self.timeout = address, left
+            try:
+                return super()._new_conn()
+            except urllib3.exceptions.ConnectTimeoutError as exc:  # refusals subclass it
+                failure = exc
+            finally:
+                self._dns_host, self.timeout = host, timeout
+        raise failure or urllib3.exceptions.ConnectTimeoutError(
+            self, f"Connection to {self.host} timed out. (connect timeout={timeout})")
+
+
+class _HTTPConnection(_BoundedLookup, urllib3.connection.HTTPConnection):
     response_class = _DeadlineResponse
 
 
-class _HTTPSConnection(urllib3.connection.HTTPSConnection):
+class _HTTPSConnection(_BoundedLookup, urllib3.connection.HTTPSConnection):
     response_class = _DeadlineResponse
 
 

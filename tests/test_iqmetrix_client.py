@@ -399,6 +399,51 @@ def test_a_host_name_that_does_not_resolve_is_unreachable():
     assert_plain(result)
 
 
+def test_a_host_name_lookup_that_hangs_is_given_up_within_the_connect_timeout(monkeypatch):
+    """The resolver honours no timeout of ours (a DNS server that never answers holds it for
+    its own retries): the lookup is given up on, not waited for."""
+    release, finished = threading.Event(), threading.Event()
+    resolve = socket.getaddrinfo
+
+    def hanging(host, *args, **kwargs):
+        if host != "hanging-dns.example.test":
+            return resolve(host, *args, **kwargs)
+        try:
+            release.wait(10)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        finally:
+            finished.set()
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    try:
+        result = exchange("https://hanging-dns.example.test", connect_timeout=0.3)
+        still_hanging = not finished.is_set()
+    finally:
+        release.set()
+    assert still_hanging  # the answer came while the lookup hung: it was not waited for
+    assert result.outcome == Outcome.UNREACHABLE
+    assert "could not resolve the host name hanging-dns.example.test" in result.message.lower()
+    assert_plain(result)
+
+
+def test_each_address_of_a_host_name_is_tried_in_turn(monkeypatch):
+    resolve = socket.getaddrinfo
+
+    def two_addresses(host, port, *args, **kwargs):
+        if host != "localhost":
+            return resolve(host, port, *args, **kwargs)
+        # Nothing listens on 127.0.0.2: refused there, answered on the second address.
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (ip, port))
+                for ip in ("127.0.0.2", "127.0.0.1")]
+
+    monkeypatch.setattr(socket, "getaddrinfo", two_addresses)
+    with fault_server(answer_with(200, GOOD_ANSWER)) as server:
+        result = exchange(f"http://localhost:{server.port}")
+        assert result.ok, result.message
+        # The name stays the Host header; only the socket went to the address.
+        assert [seen.headers.get("Host") for seen in server.seen] == [f"localhost:{server.port}"]
+
+
 def test_an_untrusted_certificate_is_a_tls_error_and_nothing_is_sent(tmp_path: Path):
     certificate = self_signed_certificate(tmp_path)
     with fault_server(answer_with(200, GOOD_ANSWER), tls=certificate) as server:
