@@ -27,6 +27,7 @@ from onboarding.services.audit import (
     audit_account_deleted,
     audit_account_flags,
     audit_group_deleted,
+    audit_group_renamed,
     audit_membership_change,
     audit_password_set,
     audit_record,
@@ -144,6 +145,21 @@ def remember_account_roles(sender: Any, instance: Any, **kwargs: Any) -> None:
 def audit_account_deletion(sender: Any, instance: Any, **kwargs: Any) -> None:
     audit_account_deleted(username=instance.get_username(),
                           facts=getattr(instance, "_aislekeys_deleted", None))
+
+
+@receiver(pre_save, sender=Group)
+def remember_group_name(sender: Any, instance: Any, update_fields: Any = None,
+                        **kwargs: Any) -> None:
+    if instance.pk is None or (update_fields is not None and "name" not in update_fields):
+        instance._aislekeys_name = None
+    else:
+        instance._aislekeys_name = Group.objects.filter(pk=instance.pk).values_list(
+            "name", flat=True).first()
+
+
+@receiver(post_save, sender=Group)
+def audit_group_rename(sender: Any, instance: Any, **kwargs: Any) -> None:
+    audit_group_renamed(group=instance, before=getattr(instance, "_aislekeys_name", None))
 
 
 @receiver(pre_delete, sender=Group)

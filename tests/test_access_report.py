@@ -347,3 +347,66 @@ def test_a_name_taken_by_a_new_account_does_not_take_the_old_accounts_credit(db)
     rows = {r.username: r for r in access_report()}
     assert rows["x"].sources[0].granted_by == "bob"
     assert rows["y"].sources[0].granted_by == "alice"
+
+
+def rename_group(old: str, new: str, *, by: User) -> Group:
+    group = Group.objects.get(name=old)
+    group.name = new
+    with audit_acting(actor=by):
+        group.save()
+    return group
+
+
+def test_renaming_a_group_is_audited_with_its_old_name(db):
+    alice = make_user("alice", is_superuser=True)
+    rename_group("Release managers", "Release crew", by=alice)
+    event = AuditEvent.objects.filter(action=AuditAction.GROUP_CHANGE).latest("seq")
+    assert event.details == {"group": "Release crew", "change": "renamed",
+                             "from": "Release managers"}
+    assert (event.actor_name, event.target, event.environment) == (
+        "alice", "Release crew", Environment.PRODUCTION)  # it gives Production roles
+    sandbox_only = Group.objects.create(name="Sandbox helpers")
+    sandbox_only.permissions.add(Permission.objects.get(codename="view_sandbox"))
+    rename_group("Sandbox helpers", "Sandbox crew", by=alice)
+    assert AuditEvent.objects.filter(action=AuditAction.GROUP_CHANGE).latest(
+        "seq").environment == ""
+    count = AuditEvent.objects.count()
+    group = Group.objects.get(name="Sandbox crew")
+    group.save()  # saved, not renamed
+    Group.objects.create(name="New group")  # new, not renamed
+    assert AuditEvent.objects.count() == count
+
+
+def test_a_renamed_group_keeps_who_gave_its_members_access(db):
+    alice = make_user("alice", is_superuser=True)
+    bob = make_user("bob", is_superuser=True)
+    carol, dave = make_user("carol"), make_user("dave")
+    with audit_acting(actor=alice):
+        carol.groups.add(Group.objects.get(name="Release managers"))  # from the member's side
+    with audit_acting(actor=bob):
+        Group.objects.get(name="Release managers").user_set.add(dave)  # from the group's side
+    rename_group("Release managers", "Release crew", by=bob)
+    rename_group("Release crew", "Release team", by=bob)  # twice: the events name the first
+    rows = {r.username: r for r in access_report()}
+    assert [(s.label, s.granted_by) for s in rows["carol"].sources] == [
+        ("group Release team", "alice")]
+    assert [(s.label, s.granted_by) for s in rows["dave"].sources] == [
+        ("group Release team", "bob")]
+
+
+def test_a_group_name_taken_by_a_new_group_does_not_take_the_old_groups_credit(db):
+    alice = make_user("alice", is_superuser=True)
+    carol, erin = make_user("carol"), make_user("erin")
+    with audit_acting(actor=alice):
+        carol.groups.add(Group.objects.get(name="Release managers"))
+    rename_group("Release managers", "Release crew", by=alice)
+    newcomer = Group.objects.create(name="Release managers")  # the freed name, a new group
+    newcomer.permissions.add(Permission.objects.get(codename="edit_production"))
+    with connection.cursor() as cursor:  # past the signals: the log never saw this membership
+        cursor.execute("INSERT INTO auth_user_groups (user_id, group_id) VALUES (%s, %s)",
+                       [erin.pk, newcomer.pk])
+    rows = {r.username: r for r in access_report()}
+    assert [(s.label, s.granted_by) for s in rows["carol"].sources] == [
+        ("group Release crew", "alice")]
+    assert [(s.label, s.granter) for s in rows["erin"].sources] == [
+        ("group Release managers", UNKNOWN)]  # not alice's adding carol to the old group

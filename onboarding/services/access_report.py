@@ -151,29 +151,31 @@ def _sources(user: Any, grants: list[Any]) -> list[AccessSource]:
 
 @dataclass(frozen=True)
 class _NameSpan:
-    """A user name an account held, between two audit events (by seq): its rename to it, or
-    from the start of the log, until its rename away, or for good."""
+    """A name an account (or a group) held, between two audit events (by seq): its rename to
+    it, or from the start of the log, until its rename away, or for good."""
 
     name: str
-    holder: str  # the account's current name
+    holder: str  # the account's (the group's) current name
     since: float
     until: float
 
 
-def _name_spans(usernames: set[str]) -> dict[str, list[_NameSpan]]:
-    """The names each account held, from the rename events back from its current name: an
-    event naming an old name is then credited to the account that held the name at the time,
-    not lost after a rename nor given to a later account that took the name. One query, for
+def _name_spans(current: set[str], *, action: AuditAction, key: str
+                ) -> dict[str, list[_NameSpan]]:
+    """The names each account (`key` "user", rename events of `action` PERMISSION_CHANGE) or
+    group (`key` "group", GROUP_CHANGE) held, from the rename events back from its current
+    name: an event naming an old name is then credited to the one that held the name at the
+    time, not lost after a rename nor given to a later one that took the name. One query, for
     the rename events alone (the log's other events are not read twice)."""
     renames = [  # (seq, old name, new name), newest first
-        (seq, details["from"], details["user"])
+        (seq, details["from"], details[key])
         for seq, details in AuditEvent.objects.filter(
-            action=AuditAction.PERMISSION_CHANGE, details__change="renamed",
+            action=action, details__change="renamed",
         ).order_by("-seq").values_list("seq", "details")
-        if details.get("from") and details.get("user")
+        if details.get("from") and details.get(key)
     ]
     by_name: dict[str, list[_NameSpan]] = {}
-    for name in usernames:
+    for name in current:
         span = _NameSpan(name=name, holder=name, since=0, until=math.inf)
         # Back along the account's renames: each one ends the name before it.
         for seq, old, new in renames:
@@ -194,10 +196,12 @@ def _holder(spans: dict[str, list[_NameSpan]], name: str, seq: int) -> str | Non
 def _added_by(rows: list[AccessRow]) -> dict[tuple[str, str], AuditEvent]:
     """(user name, source label) → the newest audit event that gave it, for the sources the
     database itself does not date (superuser, group, permission)."""
-    spans = _name_spans({row.username for row in rows})
-    names = set(spans)
-    names |= {s.label.removeprefix("group ") for row in rows for s in row.sources
-              if s.kind == SourceKind.GROUP}
+    spans = _name_spans({row.username for row in rows}, action=AuditAction.PERMISSION_CHANGE,
+                        key="user")
+    groups = _name_spans({s.label.removeprefix("group ") for row in rows for s in row.sources
+                          if s.kind == SourceKind.GROUP}, action=AuditAction.GROUP_CHANGE,
+                         key="group")
+    names = set(spans) | set(groups)  # every name the accounts and groups held
     found: dict[tuple[str, str], AuditEvent] = {}
     events = AuditEvent.objects.filter(
         action__in=[AuditAction.GROUP_CHANGE, AuditAction.PERMISSION_CHANGE], target__in=names,
@@ -206,10 +210,13 @@ def _added_by(rows: list[AccessRow]) -> dict[tuple[str, str], AuditEvent]:
         details = event.details
         if details.get("change") != "added":
             continue
-        if event.action == AuditAction.GROUP_CHANGE and "user" in details:
-            pairs = [(details["user"], f"group {g}") for g in details.get("groups", [])]
-        elif event.action == AuditAction.GROUP_CHANGE:
-            pairs = [(u, f"group {details.get('group')}") for u in details.get("users", [])]
+        if event.action == AuditAction.GROUP_CHANGE:
+            joined = ([(details["user"], g) for g in details.get("groups", [])]
+                      if "user" in details else
+                      [(u, details.get("group")) for u in details.get("users", [])])
+            # Each group as it is called now: the event names it as it was called then.
+            pairs = [(user, f"group {group}") for user, name in joined
+                     if (group := _holder(groups, name, event.seq)) is not None]
         elif "user" in details:
             added = details.get("permissions") or []
             if added == ["superuser"]:

@@ -688,6 +688,21 @@ def group_deletion_facts(*, group: Any) -> dict[str, Any]:
     }
 
 
+def audit_group_renamed(*, group: Any, before: str | None) -> None:
+    """A group renamed (`before`: its name before the save; None for a new group). Events name
+    groups by their name, so without this one an old name's memberships could not be told as
+    the group's (the access report follows it back). Under Production when the group gives
+    Production roles."""
+    if before is None or before == group.name:
+        return
+    production = any(_is_production_permission(codename)
+                     for codename in group.permissions.values_list("codename", flat=True))
+    _record_acting(action=AuditAction.GROUP_CHANGE,
+                   environment=Environment.PRODUCTION if production else "",
+                   target=group.name[:200],
+                   details={"group": group.name, "change": "renamed", "from": before})
+
+
 def audit_group_deleted(*, name: str, facts: dict[str, Any] | None) -> None:
     """A group was deleted, and with it every member's permissions through it."""
     facts = facts or {"users": [], "permissions": []}
