@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from html import unescape
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -309,12 +310,14 @@ def item_block(html: str, integration: Integration) -> str:
 def test_with_no_production_version_kept_credentials_are_not_set_and_copied_ones_new(
         manager_client, checked):
     # "unchanged" claimed Production had credentials to keep; it has no version at all.
-    table = diff_table(confirm_page(manager_client, checked).content.decode())
+    html = confirm_page(manager_client, checked).content.decode()
+    table = diff_table(html)
     for label in ("Client ID", "Client secret", "User name", "Password"):
         assert table[label] == ("not set", "new")
     assert table["Company ID"] == table["Location ID"] == ("new", "new")
     assert table["Notes"] == ("not set", "not set")  # empty in Sandbox too
     assert "unchanged" not in str(table)
+    assert "(Production has none yet: it will stay “credentials missing”)" in html
 
 
 def test_with_a_production_version_the_diff_says_what_happens_to_each_credential(
@@ -334,6 +337,20 @@ def test_with_a_production_version_the_diff_says_what_happens_to_each_credential
     assert table["Notes"] == ("not set", "not set")
     for secret in (KNOWN_SECRET, KNOWN_PASSWORD, PRODUCTION_SECRET, "prod-client-998877"):
         assert secret not in html
+    # Three of four: not "none yet", which it said of any Production without all four.
+    shown = unescape(html)  # the apostrophe is escaped in the page's source
+    assert "(Production's are incomplete: it will stay “credentials missing”)" in shown
+    assert "none yet" not in shown
+
+
+def test_a_value_sandbox_lacks_reads_cleared_and_a_secret_still_changed(manager_client, db):
+    integration = onboard(location_id="", notes="").package.integration
+    passing_check(package_current(integration=integration, environment=Environment.SANDBOX))
+    onboard(environment=Environment.PRODUCTION, location_id="store-9", notes="night shift",
+            client_secret=PRODUCTION_SECRET)
+    table = diff_table(confirm_page(manager_client, integration).content.decode())
+    assert table["Location ID"] == table["Notes"] == ("cleared", "cleared")  # "changed" before
+    assert table["Client secret"] == ("unchanged", "changed")  # its emptiness is never told
 
 
 def test_a_secret_sandbox_lacks_is_not_set_either_way_when_production_has_no_version(

@@ -53,6 +53,8 @@ class DiffStatus(TextChoices):
     CHANGED = "changed", "changed"
     UNCHANGED = "unchanged", "unchanged"
     NEW = "new", "new"
+    # A value that goes, of a field that is no secret (a secret's emptiness is never told).
+    CLEARED = "cleared", "cleared"
     # Only on the confirmation page (see preview_diff); a stored diff says "unchanged".
     NOT_SET = "not-set", "not set"
 
@@ -109,6 +111,18 @@ class PromotionPreview:
         return self.production_version.uuid if self.production_version else None
 
     @property
+    def keep_note(self) -> str:
+        """What keeping Production's credentials leaves it with, when it is not all four."""
+        if self.production_has_credentials:
+            return ""
+        held = self.production_version is not None and any(
+            self.production_version.__dict__.get(name) is not None
+            for name in PackageVersion.CREDENTIAL_FIELDS)
+        if held:
+            return "Production's are incomplete: it will stay “credentials missing”"
+        return "Production has none yet: it will stay “credentials missing”"
+
+    @property
     def default_credentials(self) -> str:
         """Sandbox and Production are separate iQmetrix accounts: keep Production's own."""
         return "keep" if self.production_has_credentials else "copy"
@@ -144,6 +158,8 @@ def field_diff(*, before: PackageVersion | None, after: dict[str, Any]) -> list[
         elif _blank(old) and not _blank(new) and (
                 before is None or name not in PackageVersion.SECRET_FIELDS):
             status = DiffStatus.NEW
+        elif readable and _blank(new) and name not in PackageVersion.SECRET_FIELDS:
+            status = DiffStatus.CLEARED  # "changed" would not say that the value goes
         else:
             status = DiffStatus.CHANGED
         rows.append({"field": name, "status": str(status)})
