@@ -640,3 +640,16 @@ def test_remembered_roles_still_follow_active_and_superuser_status(outsider):
     assert roles(user=outsider, environment=PROD) == set()
     outsider.is_active, outsider.is_superuser = True, True
     assert Role.PROMOTE in roles(user=outsider, environment=PROD)
+
+
+class OnlyHasPerm:
+    """An authentication backend that answers has_perm and keeps no permission cache."""
+
+    def has_perm(self, user_obj, perm, obj=None) -> bool:
+        return perm == "onboarding.check_production"
+
+
+def test_roles_ask_has_perm_of_a_backend_that_keeps_no_permission_cache(outsider, settings):
+    settings.AUTHENTICATION_BACKENDS = ["tests.test_access.OnlyHasPerm"]
+    assert roles(user=fresh(outsider), environment=PROD) == {Role.CHECK, Role.VIEW}
+    assert roles(user=fresh(outsider), environment=Environment.SANDBOX) == set()
