@@ -160,24 +160,33 @@ class _NameSpan:
     until: float
 
 
-def _name_spans(current: set[str], *, action: AuditAction, key: str
+# Rename events, by what they rename: accounts (filed as permission changes) and groups.
+_RENAMED = {AuditAction.PERMISSION_CHANGE: "user", AuditAction.GROUP_CHANGE: "group"}
+
+
+def _renames() -> dict[str, list[tuple[int, str, str]]]:
+    """(seq, old name, new name) of every rename, newest first, of accounts ("user") and of
+    groups ("group"). One query, for the rename events alone (the log's other events are not
+    read twice)."""
+    found: dict[str, list[tuple[int, str, str]]] = {key: [] for key in _RENAMED.values()}
+    for seq, action, details in AuditEvent.objects.filter(
+            action__in=list(_RENAMED), details__change="renamed",
+    ).order_by("-seq").values_list("seq", "action", "details"):
+        key = _RENAMED[action]
+        if details.get("from") and details.get(key):
+            found[key].append((seq, details["from"], details[key]))
+    return found
+
+
+def _name_spans(current: set[str], renames: list[tuple[int, str, str]]
                 ) -> dict[str, list[_NameSpan]]:
-    """The names each account (`key` "user", rename events of `action` PERMISSION_CHANGE) or
-    group (`key` "group", GROUP_CHANGE) held, from the rename events back from its current
+    """The names each account (or group) held, from the `_renames` back from its current
     name: an event naming an old name is then credited to the one that held the name at the
-    time, not lost after a rename nor given to a later one that took the name. One query, for
-    the rename events alone (the log's other events are not read twice)."""
-    renames = [  # (seq, old name, new name), newest first
-        (seq, details["from"], details[key])
-        for seq, details in AuditEvent.objects.filter(
-            action=action, details__change="renamed",
-        ).order_by("-seq").values_list("seq", "details")
-        if details.get("from") and details.get(key)
-    ]
+    time, not lost after a rename nor given to a later one that took the name."""
     by_name: dict[str, list[_NameSpan]] = {}
     for name in current:
         span = _NameSpan(name=name, holder=name, since=0, until=math.inf)
-        # Back along the account's renames: each one ends the name before it.
+        # Back along its renames: each one ends the name before it.
         for seq, old, new in renames:
             if new == span.name and seq < span.until:
                 by_name.setdefault(span.name, []).append(replace(span, since=seq))
@@ -196,11 +205,10 @@ def _holder(spans: dict[str, list[_NameSpan]], name: str, seq: int) -> str | Non
 def _added_by(rows: list[AccessRow]) -> dict[tuple[str, str], AuditEvent]:
     """(user name, source label) → the newest audit event that gave it, for the sources the
     database itself does not date (superuser, group, permission)."""
-    spans = _name_spans({row.username for row in rows}, action=AuditAction.PERMISSION_CHANGE,
-                        key="user")
+    renames = _renames()
+    spans = _name_spans({row.username for row in rows}, renames["user"])
     groups = _name_spans({s.label.removeprefix("group ") for row in rows for s in row.sources
-                          if s.kind == SourceKind.GROUP}, action=AuditAction.GROUP_CHANGE,
-                         key="group")
+                          if s.kind == SourceKind.GROUP}, renames["group"])
     names = set(spans) | set(groups)  # every name the accounts and groups held
     found: dict[tuple[str, str], AuditEvent] = {}
     events = AuditEvent.objects.filter(
