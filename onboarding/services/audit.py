@@ -569,12 +569,7 @@ def audit_membership_change(*, kind: str, instance: Any, action: str, model: typ
         else:
             details.update(group=_label(instance), users=names)
             groups = [instance]
-        # One query for all the groups, however many were joined or left at once.
-        production = any(
-            _is_production_permission(codename)
-            for codename in Permission.objects.filter(group__in=groups)
-            .values_list("codename", flat=True)
-        )
+        production = _groups_give_production(groups)
         audit_action = AuditAction.GROUP_CHANGE
     else:
         if hasattr(instance, "codename"):  # changed from the permission's side
@@ -587,6 +582,13 @@ def audit_membership_change(*, kind: str, instance: Any, action: str, model: typ
         audit_action = AuditAction.PERMISSION_CHANGE
     _record_acting(action=audit_action, environment=Environment.PRODUCTION if production else "",
                    target=_label(instance)[:200], details=details)
+
+
+def _groups_give_production(groups: Any) -> bool:
+    """Does any of the groups hold a Production permission? One query for all of them, however
+    many were joined or left at once."""
+    return any(_is_production_permission(codename) for codename in
+               Permission.objects.filter(group__in=groups).values_list("codename", flat=True))
 
 
 def _is_user(obj: Any) -> bool:
@@ -695,10 +697,8 @@ def audit_group_renamed(*, group: Any, before: str | None) -> None:
     Production roles."""
     if before is None or before == group.name:
         return
-    production = any(_is_production_permission(codename)
-                     for codename in group.permissions.values_list("codename", flat=True))
     _record_acting(action=AuditAction.GROUP_CHANGE,
-                   environment=Environment.PRODUCTION if production else "",
+                   environment=Environment.PRODUCTION if _groups_give_production([group]) else "",
                    target=group.name[:200],
                    details={"group": group.name, "change": "renamed", "from": before})
 
