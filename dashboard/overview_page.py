@@ -209,24 +209,21 @@ _every_integration_count = CompiledQuery(lambda: Integration.objects.order_by().
     k=Value(1)).annotate(n=Count("*")).values_list("n"))
 
 
-def _page(*, user: Any, every: bool, page_number: str | None) -> Page:
-    """The page of integrations the visit asks for; for someone who sees them all, a page of
-    numbers standing in for them, counted with compiled SQL (`_integrations_of` reads it)."""
-    if every:
-        count = _every_integration_count.rows()[0][0]
-        return Paginator(range(count), INTEGRATIONS_PER_PAGE).get_page(page_number)
-    visible = visible_integrations(user=user).order_by("name").only("pk", "uuid", "name")
-    return Paginator(visible, INTEGRATIONS_PER_PAGE).get_page(page_number)
-
-
-def _integrations_of(page: Page, *, every: bool) -> list[Integration]:
-    if not every:
-        return list(page.object_list)  # those their grants name: the ORM's query
-    if not page.paginator.count:  # counted already: nothing to ask for
-        return []
-    per_page = page.paginator.per_page
-    rows = _every_integration.rows(offset=(page.number - 1) * per_page, limit=per_page)
-    return [Integration.from_db(DEFAULT_DB_ALIAS, _INTEGRATION_FIELDS, row) for row in rows]
+def _page(*, user: Any, page_number: str | None) -> tuple[Page, list[Integration]]:
+    """The page of integrations the visit asks for, and its integrations. For someone who sees
+    them all, the count and the page are read with compiled SQL, and the paginator pages a
+    range of numbers standing in for them; for someone whose grants name a few, the ORM's."""
+    if not sees_every_integration(user=user):
+        visible = visible_integrations(user=user).order_by("name").only("pk", "uuid", "name")
+        page = Paginator(visible, INTEGRATIONS_PER_PAGE).get_page(page_number)
+        return page, list(page.object_list)
+    count = _every_integration_count.rows()[0][0]
+    page = Paginator(range(count), INTEGRATIONS_PER_PAGE).get_page(page_number)
+    if not count:  # nothing to ask for
+        return page, []
+    rows = _every_integration.rows(offset=(page.number - 1) * INTEGRATIONS_PER_PAGE,
+                                   limit=INTEGRATIONS_PER_PAGE)
+    return page, [Integration.from_db(DEFAULT_DB_ALIAS, _INTEGRATION_FIELDS, row) for row in rows]
 
 
 def _layout(user: Any) -> dict[str, Any]:
@@ -325,9 +322,7 @@ def _slot_value(slot: str, *, request: HttpRequest, page: Page, now: datetime) -
 def overview_page(*, request: HttpRequest, page_number: str | None) -> str:
     """The overview's HTML for one page of integrations, from the cache when nothing it shows
     has changed."""
-    every = sees_every_integration(user=request.user)
-    page = _page(user=request.user, every=every, page_number=page_number)
-    integrations = _integrations_of(page, every=every)
+    page, integrations = _page(user=request.user, page_number=page_number)
     permissions = _permissions(user=request.user, integrations=integrations)
     stamps = _visible_stamps(package_stamps(integration_ids=[i.pk for i in integrations]),
                              permissions)
